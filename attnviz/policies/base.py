@@ -1,0 +1,116 @@
+"""The shared machinery every policy builds on.
+
+A policy (in the spirit of NVIDIA kvpress's "presses") has one job: given one
+layer's attention scores for one sequence, say which keys each query keeps.
+Everything else -- the softmax over the kept keys, statistics, FLOP and memory
+accounting -- is shared and lives in :mod:`attnviz.budget_context`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from ..budget import Budget, BudgetError, keep_counts
+
+__all__ = ["Policy", "LayerView", "keep_top", "nearness", "row_counts"]
+
+
+@dataclass
+class LayerView:
+    """What a policy may know about the layer it is deciding for.
+
+    ``causal`` is the model's own masking; ``group`` the number of query heads
+    sharing one KV head; ``memo`` a per-call dict a policy may use to reuse work
+    across layers (e.g. a window mask that is the same in every layer).
+    """
+
+    layer: int
+    causal: bool
+    group: int
+    memo: dict = field(default_factory=dict)
+
+
+class Policy:
+    """Base class: subclasses set the class attributes and implement :meth:`keep`.
+
+    Class attributes:
+        name: registry name (``--policy NAME``).
+        summary: one plain-language line for the app and ``--help``.
+        scores_all_pairs: True for "oracle" policies that must score every
+            allowed pair before choosing (their score FLOPs are not saved).
+        evicts: True if a dropped key is never needed again, so the KV cache
+            really shrinks (window-like and eviction policies).
+        causal_only: True if the policy only makes sense left-to-right.
+        ratio_only: True if the budget must be a ratio (``topp``'s mass p).
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    scores_all_pairs: ClassVar[bool] = True
+    evicts: ClassVar[bool] = False
+    causal_only: ClassVar[bool] = False
+    ratio_only: ClassVar[bool] = False
+
+    def validate(self, budget: Budget, causal: bool) -> None:
+        """Raise :class:`BudgetError` (naming the policy and the reason) if unfit."""
+        if self.causal_only and not causal:
+            raise BudgetError(
+                f"policy '{self.name}' needs a causal (left-to-right) model: it simulates a KV cache "
+                "that grows token by token, which an encoder does not have"
+            )
+        if self.ratio_only and (budget.keys is not None or budget.layer_keys is not None):
+            raise BudgetError(f"policy '{self.name}' takes a probability mass p in (0, 1] (--budget), not a key count")
+        budget.check_size()
+
+    def keep(self, scores: torch.Tensor, allowed: torch.Tensor, budget: Budget, view: LayerView) -> torch.Tensor | None:
+        """Keep mask for one sequence of one layer.
+
+        Args:
+            scores: scaled scores ``(q_heads, q_len, k_len)`` (before any mask).
+            allowed: bool ``(1, q_len, k_len)``, the model's own mask.
+            budget: the budget for this layer.
+            view: layer facts.
+
+        Returns:
+            bool mask broadcastable to ``(q_heads, q_len, k_len)``, a subset of
+            ``allowed``; or None for "every allowed key".
+        """
+        raise NotImplementedError
+
+
+def row_counts(allowed: torch.Tensor, budget: Budget) -> torch.Tensor:
+    """Per-row keep counts ``(heads, q_len)`` for an ``allowed`` mask ``(1, q_len, k_len)``."""
+    return keep_counts(allowed.sum(-1), budget)
+
+
+def keep_top(values: torch.Tensor, allowed: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Per row, keep the ``counts`` allowed keys with the highest ``values``.
+
+    ``values`` ``(h, q, k)`` (h may be 1), ``allowed`` bool broadcastable to it,
+    ``counts`` ``(h or 1, q)`` with ``counts <= allowed per row``.
+    """
+    h = max(values.shape[0], counts.shape[0])
+    vals = values.masked_fill(~allowed, float("-inf")).expand(h, -1, -1)
+    kmax = int(counts.max()) if counts.numel() else 0
+    keep = torch.zeros(vals.shape, dtype=torch.bool)
+    if kmax == 0:
+        return keep
+    idx = torch.topk(vals, kmax, dim=-1, sorted=True).indices
+    chosen = torch.arange(kmax).view(1, 1, -1) < counts.expand(h, -1).unsqueeze(-1)
+    return keep.scatter_(-1, idx, chosen)
+
+
+def nearness(q_len: int, k_len: int) -> torch.Tensor:
+    """Higher = nearer: ``(1, q_len, k_len)`` ranking of keys by distance to the query.
+
+    Query ``i`` sits at key position ``i + k_len - q_len`` (the end of the keys,
+    as in prefill and decoding).  Ties (one before, one after, in encoders) go
+    to the earlier key, so the ordering is strict and the keep set exact.
+    """
+    qpos = torch.arange(q_len).view(-1, 1) + (k_len - q_len)
+    kpos = torch.arange(k_len).view(1, -1)
+    dist = (qpos - kpos).abs() * 2 + (kpos > qpos).long()
+    return (-dist).unsqueeze(0).float()

@@ -1,0 +1,85 @@
+"""``h2o``: Heavy-Hitter Oracle (Zhang et al. 2023), simulated on a whole text.
+
+Per (layer, KV head) a KV cache of fixed size K.  Key ``i`` joins the cache
+just before query ``i`` attends.  Once the cache is full, each new key evicts
+one old key: the cache keeps the ``max(1, K // 2)`` most recent keys and fills
+the rest with the keys of largest *accumulated attention* -- the sum, over
+earlier queries and over the query heads sharing the KV head, of the weights
+the key actually received (softmax over the cached keys only).  An evicted key
+never returns, and no decision uses a later query's attention.
+
+With a ratio ``R`` the cache size is ``K = ceil(R * n)`` for the whole text
+(a cache size, not a per-row ratio, so its density is measured, not set).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..budget import Budget
+from .base import Policy
+
+
+class H2O(Policy):
+    name = "h2o"
+    summary = "A fixed-size KV cache that keeps recent tokens plus the most-attended 'heavy hitters'."
+    scores_all_pairs = False  # a query only ever scores the keys still in its cache
+    evicts = True
+    causal_only = True
+
+    def keep(self, scores, allowed, budget, view):
+        n = scores.shape[-1]
+        return h2o_prefill_keep(scores, allowed, cache_size(budget, n), view.group)
+
+
+def cache_size(budget: Budget, n_tokens: int) -> int:
+    """The fixed cache size K (in keys) for a text of ``n_tokens``."""
+    if budget.ratio is not None:
+        return max(1, math.ceil(budget.ratio * n_tokens - 1e-9))
+    if not isinstance(budget.keys, int):
+        raise NotImplementedError("h2o takes one cache size per layer (per-head sizes are not supported)")
+    return budget.keys
+
+
+def h2o_prefill_keep(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int) -> torch.Tensor:
+    """Simulate the H2O cache over a causal prefill.
+
+    Args:
+        scores: scaled scores ``(q_heads, n, n)``.
+        allowed: bool ``(1, n, n)``, the causal mask (no padding).
+        k: cache size in keys.
+        group: query heads per KV head.
+
+    Returns:
+        bool keep mask ``(q_heads, n, n)``: row ``i`` is the cache query ``i`` sees.
+    """
+    hq, n, _ = scores.shape
+    hkv = hq // group
+    s = scores.view(hkv, group, n, n)
+    causal = allowed[0]
+    keep = torch.zeros(hkv, n, n, dtype=torch.bool)
+    m = min(k, n)
+    # Until the cache is full nothing is evicted: rows 0..m-1 see every earlier key.
+    keep[:, :m, :m] = causal[:m, :m]
+    first = torch.softmax(s[:, :, :m, :m].masked_fill(~causal[:m, :m], float("-inf")), dim=-1)
+    acc = torch.zeros(hkv, n, dtype=scores.dtype)
+    acc[:, :m] = first.sum(dim=(1, 2))
+    in_cache = torch.zeros(hkv, n, dtype=torch.bool)
+    in_cache[:, :m] = True
+    recent = max(1, k // 2)
+    heads = torch.arange(hkv)
+    inf = torch.tensor(float("inf"), dtype=scores.dtype)
+    for i in range(m, n):
+        # Heavy-hitter slots hold the cached keys outside the recent window
+        # i-recent+1..i; key i-recent just left that window and now competes too.
+        old = in_cache.clone()
+        old[:, max(0, i - recent + 1):] = False
+        victim = torch.where(old, acc, inf).argmin(dim=-1)
+        in_cache[heads, victim] = False
+        in_cache[:, i] = True
+        keep[:, i] = in_cache
+        row = torch.softmax(s[:, :, i].masked_fill(~in_cache[:, None], float("-inf")), dim=-1)
+        acc += row.sum(dim=1)
+    return keep.repeat_interleave(group, dim=0)
