@@ -67,6 +67,11 @@ class Budget:
         extra += f" seed={self.seed}" if self.policy == "random" else ""
         return f"{self.policy} {size}{extra}"
 
+    def key_sizes(self) -> list[int]:
+        """Every key count this budget names (over layers and heads); empty for a ratio."""
+        sizes = list(self.layer_keys or ()) + ([self.keys] if self.keys is not None else [])
+        return [int(k) for s in sizes for k in (s if isinstance(s, tuple) else (s,))]
+
     def check_size(self) -> None:
         """Raise :class:`BudgetError` unless exactly one well-formed size is given."""
         if self.policy == "full":
@@ -78,17 +83,9 @@ class Budget:
             self.ratio is not None and math.isnan(self.ratio)
         ):
             raise BudgetError(f"budget ratio must be in (0, 1], got {self.ratio}")
-        for k in _flat_keys(self):
+        for k in self.key_sizes():
             if k < 1:
                 raise BudgetError(f"key count must be at least 1, got {k}")
-
-
-def _flat_keys(budget: Budget) -> list[int]:
-    sizes = list(budget.layer_keys or ()) + ([budget.keys] if budget.keys is not None else [])
-    flat: list[int] = []
-    for s in sizes:
-        flat.extend(s if isinstance(s, tuple) else (s,))
-    return [int(k) for k in flat]
 
 
 def keep_counts(allowed_counts: torch.Tensor, budget: Budget) -> torch.Tensor:

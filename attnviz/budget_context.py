@@ -39,6 +39,14 @@ class RowStats:
     mass_rows: int = 0
     kv_keys: int = 0
 
+    def add_full_rows(self, pairs: int, rows: int) -> None:
+        """Count rows known to keep every allowed key without running them (a shared prefix)."""
+        self.kept_pairs += pairs
+        self.allowed_pairs += pairs
+        self.scored_pairs += pairs
+        self.mass_sum += rows
+        self.mass_rows += rows
+
     @property
     def mass_kept(self) -> float:
         return self.mass_sum / self.mass_rows if self.mass_rows else 1.0
@@ -67,7 +75,7 @@ class BudgetRun:
     def __post_init__(self) -> None:
         self.budgets = list(self.budgets)
         self.policies = [get_policy(b.policy) for b in self.budgets]
-        for p, b in zip(self.policies, self.budgets):
+        for p, b in zip(self.policies, self.budgets, strict=True):
             p.validate(b, self.causal)
         self.stats = [RowStats() for _ in self.budgets]
         if self.capture is not None and self.capture != "all":
@@ -100,40 +108,45 @@ class BudgetRun:
             allowed = self.memo.setdefault(("all", batch, lq, lk), torch.ones(batch, 1, lq, lk, dtype=torch.bool))
         scores = attention_scores(query, key, scaling)
         view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
-        keeps = [
-            p.keep(scores[b], allowed[b], bgt.for_layer(layer), view)
-            for b, (p, bgt) in enumerate(zip(self.policies, self.budgets))
-        ]
-        if all(k is None for k in keeps):
-            mask = allowed
-        else:
-            mask = torch.stack([(allowed[b] if k is None else (k & allowed[b])).expand(hq, lq, lk)
-                                for b, k in enumerate(keeps)])
-        weights = masked_softmax(scores, mask)
-        self._record(layer, scores, allowed, mask, keeps, weights, hkv)
-        return mix_values(weights, value), weights
-
-    def _record(self, layer, scores, allowed, mask, keeps, weights, hkv) -> None:
-        batch, hq, lq, lk = scores.shape
-        allowed_rows = allowed.sum(-1)  # (b, 1, q)
-        for b, (stat, policy, k) in enumerate(zip(self.stats, self.policies, keeps)):
+        # One softmax over the allowed keys serves every row: a budget's weights are
+        # the same numbers renormalised over its kept keys, and the mass they hold
+        # before renormalising is exactly the "mass kept" statistic.
+        weights = masked_softmax(scores, allowed)
+        allowed_rows = allowed.sum(-1)  # (batch, 1, q)
+        capture = self._captures(layer)
+        keeps = []
+        for b, (policy, budget, stat) in enumerate(zip(self.policies, self.budgets, self.stats, strict=True)):
+            keep = policy.keep(scores[b], allowed[b], budget.for_layer(layer), view)
             n_allowed = int(allowed_rows[b].sum()) * hq
+            live_rows = int((allowed_rows[b] > 0).sum()) * hq
             stat.allowed_pairs += n_allowed
-            if k is None:
-                n_kept = n_allowed
-                stat.mass_sum += float((allowed_rows[b] > 0).sum()) * hq
-            else:
-                n_kept = int(mask[b].sum())
-                pre = masked_softmax(scores[b], allowed[b])
-                stat.mass_sum += float((pre * mask[b]).sum())
-            stat.mass_rows += int((allowed_rows[b] > 0).sum()) * hq
+            stat.mass_rows += live_rows
+            if keep is None:
+                stat.kept_pairs += n_allowed
+                stat.scored_pairs += n_allowed
+                stat.mass_sum += live_rows
+                stat.kv_keys += int(allowed[b, 0, -1].sum()) * hkv
+                keeps.append(allowed[b].expand(hq, lq, lk) if capture else None)
+                continue
+            keep = (keep & allowed[b]).expand(hq, lq, lk)
+            kept_w = weights[b].mul_(keep)
+            mass = kept_w.sum(-1, keepdim=True)
+            stat.mass_sum += float(mass.sum())
+            # Renormalise; rows whose kept mass underflows are recomputed exactly.
+            tiny = (mass < 1e-6) & keep.any(-1, keepdim=True)
+            kept_w.div_(mass.clamp_min(1e-30))
+            if bool(tiny.any()):
+                rows = tiny.squeeze(-1)
+                kept_w[rows] = masked_softmax(scores[b][rows], keep[rows])
+            n_kept = int(keep.sum())
             stat.kept_pairs += n_kept
             stat.scored_pairs += n_allowed if policy.scores_all_pairs else n_kept
-            if policy.evicts and k is not None:
-                last = mask[b, :, -1, :].view(hkv, hq // hkv, lk).any(dim=1)
-                stat.kv_keys += int(last.sum())
+            if policy.evicts:
+                stat.kv_keys += int(keep[:, -1, :].reshape(hkv, hq // hkv, lk).any(dim=1).sum())
             else:
                 stat.kv_keys += int(allowed[b, 0, -1].sum()) * hkv
-        if self._captures(layer):
+            keeps.append(keep)
+        if capture:
             self.weights[layer] = weights.detach().to(torch.float16)
-            self.keep_masks[layer] = mask.expand(batch, hq, lq, lk).clone()
+            self.keep_masks[layer] = torch.stack(keeps)
+        return mix_values(weights, value), weights

@@ -65,6 +65,19 @@ class Policy:
             raise BudgetError(f"policy '{self.name}' takes a probability mass p in (0, 1] (--budget), not a key count")
         budget.check_size()
 
+    def exact_prefix(self, budget: Budget) -> int:
+        """How many leading queries of a causal, unpadded text surely keep every key.
+
+        Query ``i`` sees ``i + 1`` keys, so with a key count ``K`` rows ``0..K-1``
+        are untouched; any policy keeps row 0's single key.  Those rows (and, in
+        a causal model, their hidden states in every layer) equal the full run,
+        so a sweep can reuse the full run's KV cache for them instead of
+        recomputing.  Policies whose later decisions depend on the prefix's own
+        attention (``h2o``) return 0.
+        """
+        sizes = budget.key_sizes()
+        return min(sizes) if sizes else 1
+
     def keep(self, scores: torch.Tensor, allowed: torch.Tensor, budget: Budget, view: LayerView) -> torch.Tensor | None:
         """Keep mask for one sequence of one layer.
 

@@ -29,6 +29,9 @@ class H2O(Policy):
     evicts = True
     causal_only = True
 
+    def exact_prefix(self, budget):
+        return 0  # its cache scores need the prefix queries' own attention
+
     def keep(self, scores, allowed, budget, view):
         n = scores.shape[-1]
         return h2o_prefill_keep(scores, allowed, cache_size(budget, n), view.group)

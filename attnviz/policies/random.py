@@ -1,10 +1,35 @@
 """``random``: per (layer, query head, query), a uniformly random set of allowed
 keys of the same size ``topk`` would keep -- the control that shows whether a
-policy beats chance.  Reproducible through the budget's ``seed``."""
+policy beats chance.  Reproducible through the budget's ``seed``.
+
+The draw for a (layer, head, query position, key position) is a hash of those
+numbers and the seed, not a stream of random numbers, so a query's choice is
+the same whether it runs alone, in a batch, or after a reused prefix.
+"""
 
 import torch
 
 from .base import Policy, keep_top, row_counts
+
+_MASK = (1 << 62) - 1
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """A splitmix64-style integer hash, kept within 62 bits so int64 never overflows into sign games."""
+    x = ((x ^ (x >> 31)) * 0x3C79AC492BA7B653) & _MASK
+    x = ((x ^ (x >> 29)) * 0x1C69B3F74AC4AE35) & _MASK
+    return x ^ (x >> 32)
+
+
+def uniform_draws(seed: int, layer: int, heads: int, q_len: int, k_len: int) -> torch.Tensor:
+    """Pseudo-random values in [0, 1), ``(heads, q_len, k_len)``, for queries at the last ``q_len`` key positions."""
+    h = torch.arange(heads, dtype=torch.int64).view(-1, 1, 1)
+    q = torch.arange(k_len - q_len, k_len, dtype=torch.int64).view(1, -1, 1)
+    k = torch.arange(k_len, dtype=torch.int64).view(1, 1, -1)
+    x = _mix(torch.tensor(((seed & 0xFFFFFFF) << 20) ^ (layer << 8), dtype=torch.int64) + h)
+    x = _mix((x + (q << 24)) & _MASK)
+    x = _mix((x + k) & _MASK)
+    return (x & ((1 << 52) - 1)).double() / float(1 << 52)
 
 
 class RandomKeys(Policy):
@@ -13,7 +38,6 @@ class RandomKeys(Policy):
     scores_all_pairs = False
 
     def keep(self, scores, allowed, budget, view):
-        # Seeded per layer, so a layer's choice does not depend on the others.
-        gen = torch.Generator().manual_seed(budget.seed * 1_000_003 + view.layer)
-        draws = torch.rand(scores.shape, generator=gen)
+        heads, q_len, k_len = scores.shape
+        draws = uniform_draws(budget.seed, view.layer, heads, q_len, k_len)
         return keep_top(draws, allowed, row_counts(allowed, budget))

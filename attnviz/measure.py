@@ -1,0 +1,257 @@
+"""Run a model on a text under budgets: quality and compute, measured together.
+
+Two steps, so an app can cache the first and rerun only the second when a
+slider moves:
+
+* :func:`reference_pass` -- full attention once (through our own kernel); keeps
+  the full run's next-token log-probabilities (causal) or hidden states (encoder).
+* :func:`budget_pass` -- one or more budgets, batched; each gives a :class:`Row`
+  with ``quality`` and ``compute`` blocks and, if asked, attention weights.
+
+:func:`sweep` does both for a text and returns the JSON-ready result the
+command line prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .budget import Budget
+from .budget_context import BudgetRun, RowStats
+from .compute import Shape, compute_costs, linear_params, model_shape
+from .metrics import causal_quality, encoder_quality
+from .policies import get_policy
+from .text import DEFAULT_MAX_TOKENS, Encoded, encode
+
+__all__ = ["Reference", "Row", "reference_pass", "budget_pass", "sweep", "encode_for", "default_batch_size"]
+
+Capture = str | Iterable[int] | None
+
+
+@dataclass
+class Reference:
+    """The full-attention run of one text (cache it: every budget is compared to it).
+
+    ``logprobs`` ``(n-1, vocab)``: next-token log-probabilities at positions
+    0..n-2 (causal only).  ``hidden`` ``(n, hidden)``: last hidden states
+    (encoders only).  ``weights`` maps captured layers to float16
+    ``(q_heads, n, n)`` attention weights.  ``kv`` is the full run's KV cache
+    (causal only), one ``(keys, values)`` pair per layer, each
+    ``(1, kv_heads, n, d_head)``: budgets reuse its exact prefix.
+    """
+
+    lm: object
+    encoded: Encoded
+    logprobs: torch.Tensor | None
+    hidden: torch.Tensor | None
+    stats: RowStats
+    seconds: float
+    shape: Shape
+    dense_params: int
+    weights: dict[int, torch.Tensor] = field(default_factory=dict)
+    kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @property
+    def ids(self) -> torch.Tensor:
+        return self.encoded.ids
+
+    @property
+    def n_tokens(self) -> int:
+        return self.encoded.n_tokens
+
+    @property
+    def top1(self) -> torch.Tensor | None:
+        """The full model's predicted next token at positions 0..n-2 (causal only)."""
+        return None if self.logprobs is None else self.logprobs.argmax(-1)
+
+
+@dataclass
+class Row:
+    """One budget's result.  ``quality``/``compute`` are the JSON blocks.
+
+    ``weights``/``keep`` map captured layers to ``(q_heads, n, n)`` float16
+    weights and bool keep masks; ``top1`` is the budgeted model's predicted next
+    token per position (causal only).
+    """
+
+    budget: Budget
+    density: float
+    quality: dict
+    compute: dict
+    stats: RowStats
+    top1: torch.Tensor | None = None
+    weights: dict[int, torch.Tensor] = field(default_factory=dict)
+    keep: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        b = self.budget
+        keys = b.keys if b.keys is None or isinstance(b.keys, int) else list(b.keys)
+        return {"policy": b.policy, "keys": keys, "budget": b.ratio, "sinks": b.sinks if b.policy == "sink_window"
+                else None, "seed": b.seed if b.policy == "random" else None, "density": self.density,
+                "quality": self.quality, "compute": self.compute}
+
+
+def encode_for(lm, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Encoded:
+    """Tokenize for ``lm``, capped at ``max_tokens`` and the model's own limit.
+
+    Causal models need two tokens (one prediction); encoders one.
+    """
+    return encode(lm.tokenizer, text, max_tokens, lm.max_positions, min_tokens=2 if lm.causal else 1)
+
+
+def _base_and_head(model):
+    """(trunk, output layer): the trunk gives last hidden states, so logits can be made per row in chunks."""
+    base = model.base_model
+    return base, (model.get_output_embeddings() if base is not model else None)
+
+
+def _forward(lm, ids: torch.Tensor, run: BudgetRun, past: list | None = None, keep_cache: bool = False):
+    """Last hidden states ``(batch, n, hidden)`` under ``run``, the KV cache if asked, and the wall time.
+
+    ``past``: per-layer ``(keys, values)`` of a shared prefix; ``ids`` then holds only the tokens after it.
+    """
+    from transformers import DynamicCache
+
+    base, _ = _base_and_head(lm.model)
+    cache = None
+    if past is not None:
+        b = ids.shape[0]
+        cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in past],
+                             config=lm.model.config)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = base(input_ids=ids, attnviz=run, past_key_values=cache, use_cache=keep_cache or cache is not None)
+    seconds = time.perf_counter() - t0
+    kv = None
+    if keep_cache:
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+    return out.last_hidden_state, kv, seconds
+
+
+def _logprobs(lm, hidden_rows: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probs ``(rows, vocab)`` from hidden states ``(rows, hidden)``."""
+    _, head = _base_and_head(lm.model)
+    with torch.inference_mode():
+        return torch.log_softmax(head(hidden_rows).float(), dim=-1)
+
+
+def reference_pass(lm, encoded: Encoded, capture: Capture = None) -> Reference:
+    """Full attention through our kernel (equal to transformers' eager attention)."""
+    run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture)
+    hidden, kv, seconds = _forward(lm, encoded.ids, run, keep_cache=lm.causal)
+    t0 = time.perf_counter()
+    logprobs = _logprobs(lm, hidden[0, :-1]) if lm.causal else None
+    seconds += time.perf_counter() - t0
+    weights = {layer: w[0] for layer, w in run.weights.items()}
+    return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None if lm.causal else hidden[0],
+                     stats=run.stats[0], seconds=seconds, shape=model_shape(lm.model),
+                     dense_params=linear_params(lm.model), weights=weights, kv=kv)
+
+
+def default_batch_size(n_tokens: int) -> int:
+    """Budgets per batched pass: batching pays off on short texts, not on long ones (2 cores)."""
+    return max(1, min(8, 1024 // max(1, n_tokens)))
+
+
+def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None) -> int:
+    """Leading tokens every budget in ``budgets`` leaves untouched (0 if none can be reused).
+
+    Only causal models: there a token's hidden states depend on earlier tokens
+    alone, so rows that keep every key equal the full run in every layer.
+    Capturing weights needs the whole matrix, so it disables reuse.
+    """
+    if not lm.causal or ref.kv is None or capture is not None:
+        return 0
+    return min(min(get_policy(b.policy).exact_prefix(b) for b in budgets), ref.n_tokens)
+
+
+def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
+                batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Row]:
+    """Evaluate ``budgets`` against ``ref``; one :class:`Row` each, in the order given.
+
+    Budgets are validated for the model before any work (a
+    :class:`~attnviz.budget.BudgetError` names the policy and reason).  Budgets
+    run in batches (grouped by how much of the text they leave untouched, which
+    is then taken from the full run's KV cache instead of recomputed: exact,
+    since those tokens keep every key).  ``seconds`` is the measured wall time
+    of the budgeted forward (trunk + output layer), divided evenly among the
+    budgets of a batch: a *mask simulation* of sparse attention, no faster
+    than full attention.  ``progress(done, total)`` is called after each batch.
+    """
+    for b in budgets:  # fail fast, before any forward
+        BudgetRun([b], causal=lm.causal)
+    size = batch_size or default_batch_size(ref.n_tokens)
+    order = sorted(range(len(budgets)), key=lambda i: -get_policy(budgets[i].policy).exact_prefix(budgets[i]))
+    rows: dict[int, Row] = {}
+    for start in range(0, len(order), size):
+        idx = order[start:start + size]
+        for i, row in zip(idx, _run_batch(lm, ref, [budgets[i] for i in idx], capture), strict=True):
+            rows[i] = row
+        if progress:
+            progress(min(start + size, len(budgets)), len(budgets))
+    return [rows[i] for i in range(len(budgets))]
+
+
+def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture) -> list[Row]:
+    n = ref.n_tokens
+    p = shared_prefix(lm, ref, chunk, capture)
+    run = BudgetRun(chunk, causal=lm.causal, capture=capture)
+    if p >= n:  # nothing to recompute: every budget keeps every key
+        hidden, seconds = None, 0.0
+    else:
+        past = [(k[:, :, :p], v[:, :, :p]) for k, v in ref.kv] if p else None
+        hidden, _, seconds = _forward(lm, ref.ids[:, p:].expand(len(chunk), -1), run, past)
+    shape = ref.shape
+    rows = []
+    for b, budget in enumerate(chunk):
+        t0 = time.perf_counter()
+        stats = run.stats[b] if hidden is not None else RowStats()
+        heads = shape.layers * shape.q_heads
+        stats.add_full_rows(pairs=heads * p * (p + 1) // 2, rows=heads * p)
+        if hidden is None:
+            stats.kv_keys = ref.stats.kv_keys
+        if lm.causal:
+            positions = min(p, n - 1)
+            logp = _logprobs(lm, hidden[b, :-1]) if hidden is not None and p < n - 1 else ref.logprobs[positions:]
+            quality = causal_quality(ref.logprobs, logp, ref.ids[0, 1:], shared_prefix=positions)
+            top1 = torch.cat([ref.top1[:positions], logp.argmax(-1)])
+            quality.update(mass_kept=stats.mass_kept, cos_embedding=None, cos_tokens=None)
+            del logp
+        else:
+            quality = {"kl": None, "top1": None, "ppl": None, "ppl_full": None, "mass_kept": stats.mass_kept,
+                       **encoder_quality(ref.hidden, hidden[b])}
+            top1 = None
+        seconds_b = seconds / len(chunk) + time.perf_counter() - t0
+        rows.append(Row(
+            budget=budget,
+            density=stats.kept_pairs / stats.allowed_pairs if stats.allowed_pairs else 1.0,
+            quality=quality,
+            compute=compute_costs(stats, ref.stats, shape, ref.dense_params, n, lm.causal, seconds_b),
+            stats=stats, top1=top1,
+            weights={layer: w[b] for layer, w in run.weights.items()},
+            keep={layer: m[b] for layer, m in run.keep_masks.items()},
+        ))
+    return rows
+
+
+def sweep(lm, text: str, budgets: Sequence[Budget], max_tokens: int = DEFAULT_MAX_TOKENS,
+          batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Reference + budgets on ``text``; the JSON object of ``python -m attnviz sweep --json``."""
+    for b in budgets:
+        BudgetRun([b], causal=lm.causal)
+    encoded = encode_for(lm, text, max_tokens)
+    ref = reference_pass(lm, encoded)
+    rows = budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
+    return {
+        "model": lm.name,
+        "weights": lm.weights,
+        "n_tokens": encoded.n_tokens,
+        "truncated_from": encoded.truncated_from,
+        "seconds_note": "seconds: measured wall time of a masked (simulated) sparse forward; masking saves no time",
+        "flops_note": "FLOPs and kv_bytes are counted from formulas (see attnviz/compute.py), not measured",
+        "rows": [r.to_json() for r in rows],
+    }
