@@ -130,6 +130,9 @@ def attention_steps(
     """
     q, k, v = (torch.as_tensor(x, dtype=torch.float64) for x in (q, k, v))
     q, k, v = (x.unsqueeze(0) if x.dim() == 1 else x for x in (q, k, v))
+    for name, x in (("queries", q), ("keys", k), ("values", v)):
+        if x.dim() != 2:
+            raise ValueError(f"{name} must be a vector or a matrix (one row per token), got shape {tuple(x.shape)}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"queries have {q.shape[-1]} dimensions but keys have {k.shape[-1]}; they must match")
     if k.shape[0] != v.shape[0]:
@@ -139,7 +142,10 @@ def attention_steps(
     if causal:
         mask = torch.ones(n_q, n_k, dtype=torch.bool).tril(diagonal=n_k - n_q)
     if keep is not None:
-        mask = mask & torch.as_tensor(keep, dtype=torch.bool)
+        keep = torch.as_tensor(keep, dtype=torch.bool)
+        if keep.shape != (n_q, n_k):
+            raise ValueError(f"the keep mask must have shape ({n_q}, {n_k}) (queries x keys), got {tuple(keep.shape)}")
+        mask = mask & keep
     scale = 1.0 / math.sqrt(q.shape[-1])
     scores = q @ k.T
     scaled = scores * scale

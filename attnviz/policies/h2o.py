@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from ..budget import Budget
+from ..budget import Budget, BudgetError
 from .base import Policy
 
 
@@ -29,10 +29,18 @@ class H2O(Policy):
     evicts = True
     causal_only = True
 
+    def validate(self, budget, causal):
+        super().validate(budget, causal)
+        if budget.layer_keys is not None or isinstance(budget.keys, tuple):
+            raise BudgetError("policy 'h2o' takes one cache size for every head (per-head sizes are not supported)")
+
     def exact_prefix(self, budget):
         return 0  # its cache scores need the prefix queries' own attention
 
     def keep(self, scores, allowed, budget, view):
+        if scores.shape[-2] != scores.shape[-1]:
+            raise BudgetError("policy 'h2o' here simulates a whole text at once; decoding keeps its cache in "
+                              "attnviz.generate instead")
         n = scores.shape[-1]
         return h2o_prefill_keep(scores, allowed, cache_size(budget, n), view.group)
 
@@ -41,9 +49,7 @@ def cache_size(budget: Budget, n_tokens: int) -> int:
     """The fixed cache size K (in keys) for a text of ``n_tokens``."""
     if budget.ratio is not None:
         return max(1, math.ceil(budget.ratio * n_tokens - 1e-9))
-    if not isinstance(budget.keys, int):
-        raise NotImplementedError("h2o takes one cache size per layer (per-head sizes are not supported)")
-    return budget.keys
+    return int(budget.keys)
 
 
 def h2o_prefill_keep(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int) -> torch.Tensor:

@@ -22,11 +22,12 @@ class SinkWindow(Policy):
         super().validate(budget, causal)
         if budget.sinks < 0:
             raise BudgetError(f"policy 'sink_window' needs sinks S >= 0, got {budget.sinks}")
-        if budget.keys is not None and isinstance(budget.keys, int) and budget.keys <= budget.sinks:
-            raise BudgetError(
-                f"policy 'sink_window' needs more keys than sinks (K={budget.keys} <= S={budget.sinks}): "
-                "no room would be left for recent tokens"
-            )
+        for k in budget.key_sizes():
+            if k <= budget.sinks:
+                raise BudgetError(
+                    f"policy 'sink_window' needs more keys than sinks (K={k} <= S={budget.sinks}): "
+                    "no room would be left for recent tokens"
+                )
 
     def keep(self, scores, allowed, budget, view):
         memo_key = ("sink_window", budget, tuple(allowed.shape), allowed.data_ptr())
