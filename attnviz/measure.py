@@ -26,6 +26,7 @@ from .compute import Shape, compute_costs, linear_params, model_shape
 from .metrics import causal_quality, encoder_quality
 from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
+from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk
 
 __all__ = ["Reference", "Row", "reference_pass", "budget_pass", "sweep", "encode_for", "default_batch_size"]
 
@@ -103,48 +104,13 @@ def encode_for(lm, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Encoded:
     return encode(lm.tokenizer, text, max_tokens, lm.max_positions, min_tokens=2 if lm.causal else 1)
 
 
-def _base_and_head(model):
-    """(trunk, output layer): the trunk gives last hidden states, so logits can be made per row in chunks."""
-    base = model.base_model
-    return base, (model.get_output_embeddings() if base is not model else None)
-
-
-def _forward(lm, ids: torch.Tensor, run: BudgetRun, past: list | None = None, keep_cache: bool = False):
-    """Last hidden states ``(batch, n, hidden)`` under ``run``, the KV cache if asked, and the wall time.
-
-    ``past``: per-layer ``(keys, values)`` of a shared prefix; ``ids`` then holds only the tokens after it.
-    """
-    from transformers import DynamicCache
-
-    base, _ = _base_and_head(lm.model)
-    cache = None
-    if past is not None:
-        b = ids.shape[0]
-        cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in past],
-                             config=lm.model.config)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = base(input_ids=ids, attnviz=run, past_key_values=cache, use_cache=keep_cache or cache is not None)
-    seconds = time.perf_counter() - t0
-    kv = None
-    if keep_cache:
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-    return out.last_hidden_state, kv, seconds
-
-
-def _logprobs(lm, hidden_rows: torch.Tensor) -> torch.Tensor:
-    """Next-token log-probs ``(rows, vocab)`` from hidden states ``(rows, hidden)``."""
-    _, head = _base_and_head(lm.model)
-    with torch.inference_mode():
-        return torch.log_softmax(head(hidden_rows).float(), dim=-1)
-
-
 def reference_pass(lm, encoded: Encoded, capture: Capture = None) -> Reference:
     """Full attention through our kernel (equal to transformers' eager attention)."""
     run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture)
-    hidden, kv, seconds = _forward(lm, encoded.ids, run, keep_cache=lm.causal)
+    hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=lm.causal)
+    kv = cache_tensors(cache) if cache is not None else None
     t0 = time.perf_counter()
-    logprobs = _logprobs(lm, hidden[0, :-1]) if lm.causal else None
+    logprobs = next_token_logprobs(lm.model, hidden[0, :-1]) if lm.causal else None
     seconds += time.perf_counter() - t0
     weights = {layer: w[0] for layer, w in run.weights.items()}
     return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None if lm.causal else hidden[0],
@@ -203,8 +169,10 @@ def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture) -> lis
     if p >= n:  # nothing to recompute: every budget keeps every key
         hidden, seconds = None, 0.0
     else:
-        past = [(k[:, :, :p], v[:, :, :p]) for k, v in ref.kv] if p else None
-        hidden, _, seconds = _forward(lm, ref.ids[:, p:].expand(len(chunk), -1), run, past)
+        b = len(chunk)
+        past = make_cache(lm.model, [(k[:, :, :p].expand(b, -1, -1, -1), v[:, :, :p].expand(b, -1, -1, -1))
+                                     for k, v in ref.kv]) if p else None
+        hidden, _, seconds = run_trunk(lm.model, ref.ids[:, p:].expand(b, -1), run, past)
     shape = ref.shape
     rows = []
     for b, budget in enumerate(chunk):
@@ -216,7 +184,10 @@ def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture) -> lis
             stats.kv_keys = ref.stats.kv_keys
         if lm.causal:
             positions = min(p, n - 1)
-            logp = _logprobs(lm, hidden[b, :-1]) if hidden is not None and p < n - 1 else ref.logprobs[positions:]
+            if hidden is not None and p < n - 1:
+                logp = next_token_logprobs(lm.model, hidden[b, :-1])
+            else:  # every prediction lies in the shared prefix
+                logp = ref.logprobs[positions:]
             quality = causal_quality(ref.logprobs, logp, ref.ids[0, 1:], shared_prefix=positions)
             top1 = torch.cat([ref.top1[:positions], logp.argmax(-1)])
             quality.update(mass_kept=stats.mass_kept, cos_embedding=None, cos_tokens=None)

@@ -93,6 +93,21 @@ class Policy:
         """
         raise NotImplementedError
 
+    def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
+                      size: int) -> torch.Tensor:
+        """Evicting policies only: the cache slot each KV head drops before a new key joins a full cache.
+
+        Args:
+            positions: ``(kv_heads, size)`` token positions of the cached keys (cache order).
+            acc: ``(kv_heads, size)`` attention each cached key has received so far.
+            new_position: the position of the key about to join.
+            budget: the budget; ``size`` the cache size in keys.
+
+        Returns:
+            ``(kv_heads,)`` slot indices.
+        """
+        raise NotImplementedError(f"policy '{self.name}' does not evict keys while decoding")
+
 
 def row_counts(allowed: torch.Tensor, budget: Budget) -> torch.Tensor:
     """Per-row keep counts ``(heads, q_len)`` for an ``allowed`` mask ``(1, q_len, k_len)``."""

@@ -42,7 +42,20 @@ class H2O(Policy):
             raise BudgetError("policy 'h2o' here simulates a whole text at once; decoding keeps its cache in "
                               "attnviz.generate instead")
         n = scores.shape[-1]
-        return h2o_prefill_keep(scores, allowed, cache_size(budget, n), view.group)
+        keep, acc = h2o_prefill(scores, allowed, cache_size(budget, n), view.group)
+        # The decoding loop continues from the last query's cache and these scores.
+        view.memo[("h2o_state", view.layer)] = (acc, keep[::view.group, -1])
+        return keep
+
+    def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
+                      size: int) -> torch.Tensor:
+        """Slot to evict per KV head before key ``new_position`` joins a full cache.
+
+        ``positions``/``acc``: ``(kv_heads, size)`` token positions and accumulated attention of the cached keys.
+        """
+        recent = max(1, size // 2)
+        old = positions <= new_position - recent  # outside the recent window new_position-recent+1..new_position
+        return torch.where(old, acc, torch.tensor(float("inf"), dtype=acc.dtype)).argmin(dim=-1)
 
 
 def cache_size(budget: Budget, n_tokens: int) -> int:
@@ -53,6 +66,11 @@ def cache_size(budget: Budget, n_tokens: int) -> int:
 
 
 def h2o_prefill_keep(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int) -> torch.Tensor:
+    """Keep mask only; see :func:`h2o_prefill`."""
+    return h2o_prefill(scores, allowed, k, group)[0]
+
+
+def h2o_prefill(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Simulate the H2O cache over a causal prefill.
 
     Args:
@@ -62,7 +80,8 @@ def h2o_prefill_keep(scores: torch.Tensor, allowed: torch.Tensor, k: int, group:
         group: query heads per KV head.
 
     Returns:
-        bool keep mask ``(q_heads, n, n)``: row ``i`` is the cache query ``i`` sees.
+        bool keep mask ``(q_heads, n, n)``: row ``i`` is the cache query ``i`` sees;
+        and the accumulated attention ``(kv_heads, n)`` after the last query.
     """
     hq, n, _ = scores.shape
     hkv = hq // group
@@ -91,4 +110,4 @@ def h2o_prefill_keep(scores: torch.Tensor, allowed: torch.Tensor, k: int, group:
         keep[:, i] = in_cache
         row = torch.softmax(s[:, :, i].masked_fill(~in_cache[:, None], float("-inf")), dim=-1)
         acc += row.sum(dim=1)
-    return keep.repeat_interleave(group, dim=0)
+    return keep.repeat_interleave(group, dim=0), acc

@@ -40,3 +40,8 @@ class SinkWindow(Policy):
             recent = keep_top(nearness(q_len, k_len), allowed & ~sinks, counts - n_sinks)
             view.memo[memo_key] = sinks | recent
         return view.memo[memo_key]
+
+    def decode_victim(self, positions, acc, new_position, budget, size):
+        """Before a new key joins a full cache: drop the oldest key that is not a sink."""
+        non_sink = torch.where(positions >= budget.sinks, positions, torch.iinfo(positions.dtype).max)
+        return non_sink.argmin(dim=-1)

@@ -20,3 +20,7 @@ class Window(Policy):
             _, q_len, k_len = allowed.shape
             view.memo[memo_key] = keep_top(nearness(q_len, k_len), allowed, row_counts(allowed, budget))
         return view.memo[memo_key]
+
+    def decode_victim(self, positions, acc, new_position, budget, size):
+        """Before a new key joins a full cache: drop the oldest key (per KV head, ``(kv_heads,)`` slots)."""
+        return positions.argmin(dim=-1)
