@@ -10,7 +10,7 @@ layer by layer, and accumulates what the metrics need.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -62,11 +62,17 @@ class BudgetRun:
         capture: layers whose attention weights to keep (``"all"``, an iterable
             of layer indices, or None).  Kept as float16 ``(q_heads, q, k)`` per
             row; the keep mask too, as bool.
+        observers: callables ``observer(layer, weights, keep)`` called once per
+            layer with the weights ``(batch, q_heads, q, k)`` (float32, after the
+            budget) and the keep mask (bool, same shape, or None if every allowed
+            key was kept): a way to summarise every layer (statistics,
+            thumbnails, head means for rollout) without storing all weights.
     """
 
     budgets: Sequence[Budget]
     causal: bool = True
     capture: str | Iterable[int] | None = None
+    observers: Sequence[Callable[[int, torch.Tensor, torch.Tensor | None], None]] = ()
     stats: list[RowStats] = field(init=False)
     weights: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     keep_masks: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
@@ -113,7 +119,7 @@ class BudgetRun:
         # before renormalising is exactly the "mass kept" statistic.
         weights = masked_softmax(scores, allowed)
         allowed_rows = allowed.sum(-1)  # (batch, 1, q)
-        capture = self._captures(layer)
+        capture = self._captures(layer) or bool(self.observers)
         keeps = []
         for b, (policy, budget, stat) in enumerate(zip(self.policies, self.budgets, self.stats, strict=True)):
             keep = policy.keep(scores[b], allowed[b], budget.for_layer(layer), view)
@@ -146,7 +152,11 @@ class BudgetRun:
             else:
                 stat.kv_keys += int(allowed[b, 0, -1].sum()) * hkv
             keeps.append(keep)
-        if capture:
+        if self._captures(layer):
             self.weights[layer] = weights.detach().to(torch.float16)
             self.keep_masks[layer] = torch.stack(keeps)
+        if self.observers:
+            keep_all = None if all(k is None for k in keeps) else torch.stack(keeps)
+            for observe in self.observers:
+                observe(layer, weights, keep_all)
         return mix_values(weights, value), weights

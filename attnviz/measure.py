@@ -104,9 +104,12 @@ def encode_for(lm, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Encoded:
     return encode(lm.tokenizer, text, max_tokens, lm.max_positions, min_tokens=2 if lm.causal else 1)
 
 
-def reference_pass(lm, encoded: Encoded, capture: Capture = None) -> Reference:
-    """Full attention through our kernel (equal to transformers' eager attention)."""
-    run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture)
+def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Sequence = ()) -> Reference:
+    """Full attention through our kernel (equal to transformers' eager attention).
+
+    ``observers`` see every layer's weights (see :class:`~attnviz.budget_context.BudgetRun`).
+    """
+    run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture, observers=observers)
     hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=lm.causal)
     kv = cache_tensors(cache) if cache is not None else None
     t0 = time.perf_counter()
@@ -123,20 +126,22 @@ def default_batch_size(n_tokens: int) -> int:
     return max(1, min(8, 1024 // max(1, n_tokens)))
 
 
-def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None) -> int:
+def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
+                  observers: Sequence = ()) -> int:
     """Leading tokens every budget in ``budgets`` leaves untouched (0 if none can be reused).
 
     Only causal models: there a token's hidden states depend on earlier tokens
     alone, so rows that keep every key equal the full run in every layer.
-    Capturing weights needs the whole matrix, so it disables reuse.
+    Capturing or observing weights needs the whole matrix, so it disables reuse.
     """
-    if not lm.causal or ref.kv is None or capture is not None:
+    if not lm.causal or ref.kv is None or capture is not None or observers:
         return 0
     return min(min(get_policy(b.policy).exact_prefix(b) for b in budgets), ref.n_tokens)
 
 
 def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
-                batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[Row]:
+                batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+                observers: Sequence = ()) -> list[Row]:
     """Evaluate ``budgets`` against ``ref``; one :class:`Row` each, in the order given.
 
     Budgets are validated for the model before any work (a
@@ -155,17 +160,17 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     rows: dict[int, Row] = {}
     for start in range(0, len(order), size):
         idx = order[start:start + size]
-        for i, row in zip(idx, _run_batch(lm, ref, [budgets[i] for i in idx], capture), strict=True):
+        for i, row in zip(idx, _run_batch(lm, ref, [budgets[i] for i in idx], capture, observers), strict=True):
             rows[i] = row
         if progress:
             progress(min(start + size, len(budgets)), len(budgets))
     return [rows[i] for i in range(len(budgets))]
 
 
-def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture) -> list[Row]:
+def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observers: Sequence) -> list[Row]:
     n = ref.n_tokens
-    p = shared_prefix(lm, ref, chunk, capture)
-    run = BudgetRun(chunk, causal=lm.causal, capture=capture)
+    p = shared_prefix(lm, ref, chunk, capture, observers)
+    run = BudgetRun(chunk, causal=lm.causal, capture=capture, observers=observers)
     if p >= n:  # nothing to recompute: every budget keeps every key
         hidden, seconds = None, 0.0
     else:
