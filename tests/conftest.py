@@ -1,0 +1,38 @@
+"""Shared test setup: never touch the network; load each bundled model once per session."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    from attnviz.models import load_model
+
+    return load_model("smollm2")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from attnviz.models import load_model
+
+    return load_model("minilm")
+
+
+@pytest.fixture(scope="session")
+def smollm2_eager():
+    """SmolLM2 with transformers' own eager attention (the reference our kernel must match)."""
+    from attnviz.models import load_model
+
+    return load_model("smollm2", attn_implementation="eager")
+
+
+@pytest.fixture(scope="session")
+def minilm_eager():
+    """MiniLM with transformers' own eager attention."""
+    from attnviz.models import load_model
+
+    return load_model("minilm", attn_implementation="eager")
