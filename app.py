@@ -1,0 +1,22 @@
+"""attnviz: see attention in a real transformer, and spend it on a budget.
+
+Run with ``streamlit run app.py``.  This file only sets up the page and the
+navigation; each page lives in ``pages/`` and draws the shared controls itself
+(see ``ui/state.py`` for why).
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="attnviz: the economics of attention", page_icon="🔦", layout="wide")
+
+PAGES = [
+    st.Page("pages/start.py", title="Attention in one minute", icon="🔦", default=True),
+    st.Page("pages/explore.py", title="Explore attention", icon="🔍"),
+    st.Page("pages/budget.py", title="Spend a budget", icon="✂️"),
+    st.Page("pages/frontier.py", title="Quality vs compute", icon="📈"),
+    st.Page("pages/generate.py", title="Generate text", icon="✍️"),
+    st.Page("pages/inside.py", title="Inside one attention head", icon="🧮"),
+    st.Page("pages/methods.py", title="Methods and formulas", icon="📚"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,156 @@
+"""Spend a budget: pick a policy and a size, rerun the real model, see quality and compute move together."""
+
+import json
+
+import streamlit as st
+
+from attnviz.figures import attention_heatmap, changed_predictions_html, difference_heatmap
+from attnviz.policies import POLICIES
+from attnviz.tokens import token_labels
+from ui.cached import get_row
+from ui.show import attempt, load_analysis, pct, si
+from ui.state import page_param, remember, shared_controls, sync_url
+
+controls = shared_controls()
+st.title("Spend an attention budget")
+st.markdown(
+    "Choose **how** keys are dropped (the policy) and **how many** are kept (the budget). The model reruns with "
+    "that budget in every layer and head, and the page compares it with full attention. "
+    "**Measured** numbers come from the rerun; **counted** numbers from the formulas on the *Methods* page."
+)
+
+POLICY_NAMES = [p for p in POLICIES if p != "full"]
+policy = page_param("policy", "topk")
+if policy not in POLICY_NAMES:
+    st.session_state["policy"] = policy = "topk"
+layer_default = page_param("layer", 14, int)
+head_default = page_param("head", 1, int)
+mode = page_param("mode", "keys")
+keys_value = page_param("k", 16, int)
+ratio_value = page_param("r", 0.25, float)
+sinks_value = page_param("sinks", 4, int)
+seed_value = page_param("seed", 0, int)
+
+analysis = None
+with st.container():
+    c1, c2 = st.columns([2, 3])
+    c1.selectbox("Policy", POLICY_NAMES, key="policy", on_change=remember, args=("policy",),
+                 format_func=lambda p: f"{p}: {POLICIES[p].summary}")
+    policy = st.session_state["policy"]
+    analysis = load_analysis(controls, layer=min(st.session_state["layer"], 100))
+
+if analysis is not None:
+    ref = analysis.ref
+    n, shape = ref.n_tokens, ref.shape
+    if st.session_state["layer"] >= shape.layers:
+        st.session_state["layer"] = shape.layers - 1
+    pol = POLICIES[policy]
+
+    @st.fragment
+    def budget_view() -> None:
+        a, b, c, d = st.columns(4)
+        if pol.ratio_only:
+            st.session_state["mode"] = "ratio"
+        a.radio("Budget as", ["keys", "ratio"], key="mode", horizontal=True, on_change=remember, args=("mode",),
+                disabled=pol.ratio_only, format_func={"keys": "keys per query (K)", "ratio": "share of keys"}.get)
+        keys = ratio = None
+        sinks = int(st.session_state["sinks"])
+        if policy == "sink_window":
+            d.number_input("Sinks S (first tokens always kept)", 0, 64, key="sinks", on_change=remember,
+                           args=("sinks",))
+            sinks = int(st.session_state["sinks"])
+        if policy == "random":
+            d.number_input("Seed", 0, 10_000, key="seed", on_change=remember, args=("seed",))
+        if st.session_state["mode"] == "keys":
+            low = sinks + 1 if policy == "sink_window" else 1
+            high = max(n, low + 1)
+            if not low <= st.session_state["k"] <= high:
+                st.session_state["k"] = min(max(low, 16), high)
+            b.slider("Keys kept per query, K", low, high, key="k", on_change=remember, args=("k",))
+            keys = int(st.session_state["k"])
+        else:
+            label = "Attention mass p" if policy == "topp" else "Share of each query's keys, R"
+            b.slider(label, 0.01, 1.0, key="r", step=0.01, on_change=remember, args=("r",))
+            ratio = float(st.session_state["r"])
+        c.number_input("Layer", 0, shape.layers - 1, key="layer", on_change=remember, args=("layer",))
+        c.number_input("Head", 0, shape.q_heads - 1, key="head", on_change=remember, args=("head",))
+        layer, head = int(st.session_state["layer"]), int(st.session_state["head"])
+        sync_url(policy=policy, mode=st.session_state["mode"], k=keys, r=ratio, layer=layer, head=head,
+                 sinks=sinks if policy == "sink_window" else None,
+                 seed=st.session_state["seed"] if policy == "random" else None)
+
+        row = attempt(lambda: get_row(controls.model, controls.text, controls.max_tokens, policy, keys, ratio,
+                                      sinks, int(st.session_state["seed"]), layer=layer), "Running the budget")
+        if row is None:
+            return
+        show_metrics(row, ref)
+        full_w = analysis_weights(layer, head)
+        budget_w = row.weights[layer][head].float().numpy()
+        labels = analysis.labels
+        left, right = st.columns(2)
+        left.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer}, "
+                                            f"head {head}"), width="stretch")
+        right.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer {layer}, "
+                                             f"head {head}"), width="stretch")
+        st.plotly_chart(difference_heatmap(full_w, budget_w, labels, labels,
+                                           title="Budget minus full: where attention moved"), width="stretch")
+        if row.top1 is not None:
+            show_changed_predictions(row, ref)
+        export(row)
+
+    def analysis_weights(layer: int, head: int):
+        from ui.cached import get_analysis
+
+        full = get_analysis(controls.model, controls.text, controls.max_tokens, layer)
+        return full.ref.weights[layer][head].float().numpy()
+
+    def show_metrics(row, ref) -> None:
+        q, c = row.quality, row.compute
+        st.markdown("##### Quality (measured on this text)")
+        m = st.columns(4)
+        if q["kl"] is not None:
+            m[0].metric("KL divergence (nats)", f"{q['kl']:.4f}", delta=f"{q['kl']:+.4f} vs full", delta_color="inverse",
+                        help="Mean KL(full ‖ budget) of the next-token distributions; 0 = identical.")
+            m[1].metric("Top-1 agreement", pct(q["top1"]), delta=f"{100 * (q['top1'] - 1):+.1f} pts",
+                        help="Share of positions where the predicted next token is unchanged.")
+            m[2].metric("Perplexity", f"{q['ppl']:.2f}", delta=f"{q['ppl'] - q['ppl_full']:+.2f} vs {q['ppl_full']:.2f}",
+                        delta_color="inverse", help="exp(mean negative log-likelihood of the actual next tokens).")
+        else:
+            m[0].metric("Sentence-embedding cosine", f"{q['cos_embedding']:.4f}",
+                        delta=f"{q['cos_embedding'] - 1:+.4f} vs full", help="Cosine of mean-pooled outputs.")
+            m[1].metric("Per-token cosine", f"{q['cos_tokens']:.4f}", delta=f"{q['cos_tokens'] - 1:+.4f} vs full")
+        m[3].metric("Attention mass kept", pct(q["mass_kept"]),
+                    help="Mean share of each row's full softmax held by the kept keys.")
+        st.markdown("##### Compute and memory (counted from formulas, except time)")
+        m = st.columns(5)
+        m[0].metric("Density", pct(row.density), delta=f"{100 * (row.density - 1):+.1f} pts",
+                    delta_color="inverse", help="Kept query-key pairs / allowed pairs, all layers and heads.")
+        m[1].metric("Attention FLOPs", si(c["attn_flops"]), delta=pct(c["attn_flops"] / c["attn_flops_full"] - 1),
+                    delta_color="inverse", help="2·d·(scored + kept pairs). Oracle policies score every pair.")
+        m[2].metric("Whole-model FLOPs", si(c["total_flops"]),
+                    delta=pct(c["total_flops"] / c["total_flops_full"] - 1, 2), delta_color="inverse",
+                    help="Attention plus 2 × linear parameters per token.")
+        if c["kv_bytes"] is not None:
+            m[3].metric("KV cache at the end", si(c["kv_bytes"], "B"),
+                        delta=pct(c["kv_bytes"] / c["kv_bytes_full"] - 1), delta_color="inverse",
+                        help="Only policies that never need a dropped key again (window, sink_window, h2o) save it.")
+        else:
+            m[3].metric("KV cache", "none", help="Encoders have no KV cache.")
+        m[4].metric("Time (measured)", f"{c['seconds']:.2f} s",
+                    help="Wall time of this masked forward. Masking simulates sparsity: it saves no time.")
+
+    def show_changed_predictions(row, ref) -> None:
+        tok = ref.lm.tokenizer
+        full_top, budget_top = ref.top1.tolist(), row.top1.tolist()
+        changed = [a != b for a, b in zip(full_top, budget_top, strict=True)] + [False]
+        full_lbl = token_labels(tok, full_top) + [""]
+        budget_lbl = token_labels(tok, budget_top) + [""]
+        st.markdown(f"##### Where the next-word prediction changed ({sum(changed)} of {len(changed) - 1} positions)")
+        st.html(changed_predictions_html(analysis.labels, changed, full_lbl, budget_lbl))
+
+    def export(row) -> None:
+        payload = {"model": controls.model, "weights": ref.lm.weights, "n_tokens": n, **row.to_json()}
+        st.download_button("Download these numbers (JSON)", json.dumps(payload, indent=2),
+                           file_name=f"attnviz-{row.budget.label.replace(' ', '_')}.json", mime="application/json")
+
+    budget_view()

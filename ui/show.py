@@ -1,0 +1,68 @@
+"""Small display helpers shared by the pages: friendly errors, notes, metric formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from attnviz.budget import BudgetError
+from attnviz.models import ModelLoadError
+from attnviz.text import TextError
+
+from .cached import Analysis, get_analysis, get_model
+
+T = TypeVar("T")
+USER_ERRORS = (BudgetError, ModelLoadError, TextError)
+
+
+def attempt(fn: Callable[[], T], what: str) -> T | None:
+    """Run ``fn``; show a clear message instead of a traceback for bad input (returns None then)."""
+    try:
+        return fn()
+    except USER_ERRORS as exc:
+        st.error(f"{what}: {exc}")
+    except MemoryError:
+        st.error(f"{what}: the server ran out of memory. Try a shorter text (lower the token cap).")
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure must not take the page down
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). The rest of the page still works.")
+    return None
+
+
+def load_analysis(controls, layer: int | None = None, summaries: bool = False) -> Analysis | None:
+    """Model + full-attention analysis of the shared text, with spinners and clear errors."""
+    with st.spinner(f"Loading {controls.model} (the first start converts the weights, about 30 s)…"):
+        lm = attempt(lambda: get_model(controls.model), "Loading the model")
+    if lm is None:
+        return None
+    with st.spinner("Running the model on your text…"):
+        analysis = attempt(lambda: get_analysis(controls.model, controls.text, controls.max_tokens, layer, summaries),
+                           "Reading the text")
+    if analysis is not None:
+        notes(analysis)
+    return analysis
+
+
+def notes(analysis: Analysis) -> None:
+    """Which weights ran, and whether the text was cut."""
+    ref = analysis.ref
+    enc = ref.encoded
+    msg = f"**Model:** {ref.lm.weights} · **{enc.n_tokens} tokens**"
+    if enc.truncated_from:
+        msg += f" · text truncated from {enc.truncated_from} tokens to the cap"
+    st.caption(msg)
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def si(x: float | None, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (FLOPs, bytes)."""
+    if x is None:
+        return "–"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= factor:
+            return f"{x / factor:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}".strip()

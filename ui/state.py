@@ -1,0 +1,165 @@
+"""Controls shared by every page (model, example, text, length cap), kept across pages and reruns,
+and round-tripped through the URL so a link reproduces a view.
+
+Streamlit forgets a widget's value when a run does not draw it (switching
+pages does exactly that), and a widget declared in ``app.py`` next to
+``st.navigation`` loses its value on the next interaction.  So every page draws
+the shared controls itself through :func:`shared_controls`, and their values
+live under separate, non-widget keys in ``st.session_state`` (``_keep_<key>``)
+from which the widgets are re-seeded on each run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from attnviz.models import MODEL_ALIASES
+from attnviz.text import DEFAULT_MAX_TOKENS
+
+from .examples import DEFAULT_EXAMPLE, EXAMPLES
+
+CUSTOM = "custom"
+DEFAULT_HUB_MODELS = ("gpt2", "distilgpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", "bert-base-uncased")
+MODEL_LABELS = {"smollm2": "SmolLM2-135M (causal LM, bundled)", "minilm": "MiniLM-L6 (BERT encoder, bundled)",
+                CUSTOM: "Another model (Hugging Face id)…"}
+URL_TEXT_LIMIT = 1500  # longer texts are not put in links (URLs get unwieldy); the example id still is
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The shared choices: which model, which text, and the token cap."""
+
+    model: str
+    text: str
+    max_tokens: int
+    example: str | None
+
+
+def allowed_hub_models() -> list[str]:
+    """Hub ids (or local folders) a user may type: defaults plus the deployer's list.
+
+    Extend with the environment variable ``ATTNVIZ_ALLOWED_MODELS`` (comma
+    separated) or the Streamlit secret ``allowed_models`` (a list or a comma-separated string).
+    """
+    extra: list[str] = [m.strip() for m in os.environ.get("ATTNVIZ_ALLOWED_MODELS", "").split(",") if m.strip()]
+    try:
+        secret = st.secrets.get("allowed_models", [])
+    except Exception:  # no secrets file: fine
+        secret = []
+    if isinstance(secret, str):
+        secret = secret.split(",")
+    extra += [str(m).strip() for m in secret if str(m).strip()]
+    return list(dict.fromkeys([*DEFAULT_HUB_MODELS, *extra]))
+
+
+def _keep(key: str) -> str:
+    return f"_keep_{key}"
+
+
+def persistent(key: str, default: Any, url: str | None = None, cast: Callable[[str], Any] = str) -> None:
+    """Seed widget ``key`` from its kept value, else from the URL parameter ``url``, else ``default``.
+
+    Call before drawing the widget, and pass ``on_change=remember, args=(key,)`` to it.
+    """
+    kept = _keep(key)
+    if kept not in st.session_state:
+        value = default
+        if url and url in st.query_params:
+            try:
+                value = cast(st.query_params[url])
+            except (TypeError, ValueError):
+                value = default
+        st.session_state[kept] = value
+    st.session_state[key] = st.session_state[kept]
+
+
+def remember(key: str) -> None:
+    """Widget callback: copy the widget's value to its kept key."""
+    st.session_state[_keep(key)] = st.session_state[key]
+
+
+def set_value(key: str, value: Any) -> None:
+    """Change a persistent control programmatically (takes effect on the next run)."""
+    st.session_state[_keep(key)] = value
+
+
+def page_param(key: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
+    """A page's own control seeded from the URL (e.g. ``layer``): seeds ``st.session_state[key]`` once per session."""
+    persistent(key, default, url=key, cast=cast)
+    return st.session_state[key]
+
+
+def sync_url(**values: Any) -> None:
+    """Write the given values (None removes a parameter) to the URL, so the link reproduces this view."""
+    for name, value in values.items():
+        if value is None:
+            if name in st.query_params:
+                del st.query_params[name]
+        elif st.query_params.get(name) != str(value):
+            st.query_params[name] = str(value)
+
+
+def _on_example() -> None:
+    remember("example")
+    ex = st.session_state["example"]
+    if ex in EXAMPLES:
+        set_value("text", EXAMPLES[ex][1])
+
+
+def _on_text() -> None:
+    remember("text")
+    # Typing your own text leaves the example picker showing "your text".
+    text = st.session_state["text"]
+    match = next((k for k, (_, t) in EXAMPLES.items() if t == text), CUSTOM)
+    set_value("example", match)
+
+
+def shared_controls(causal_only: bool = False) -> Controls:
+    """Draw the sidebar controls (every page calls this first) and return their values."""
+    persistent("model", "smollm2", url="model")
+    if st.session_state["model"] not in MODEL_LABELS:  # a hub id arrived through the URL
+        set_value("hub_id", st.session_state["model"])
+        set_value("model", CUSTOM)
+        persistent("model", CUSTOM)
+    persistent("hub_id", "gpt2", url=None)
+    persistent("example", DEFAULT_EXAMPLE, url="ex")
+    default_text = EXAMPLES.get(st.session_state["example"], EXAMPLES[DEFAULT_EXAMPLE])[1]
+    persistent("text", default_text, url="text")
+    persistent("max_tokens", 256, url="cap", cast=int)
+
+    with st.sidebar:
+        st.markdown("### Model and text")
+        st.selectbox("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, key="model",
+                     on_change=remember, args=("model",),
+                     help="Both bundled models run offline. " + " ".join(MODEL_ALIASES.values()))
+        model = st.session_state["model"]
+        if model == CUSTOM:
+            allowed = allowed_hub_models()
+            st.text_input("Hugging Face model id", key="hub_id", on_change=remember, args=("hub_id",),
+                          help="Allowed here: " + ", ".join(allowed) + ". The deployer can add more with "
+                          "ATTNVIZ_ALLOWED_MODELS or the secret allowed_models.")
+            model = st.session_state["hub_id"].strip()
+            if model not in allowed:
+                st.error(f"'{model}' is not on this server's list of allowed models ({', '.join(allowed)}). "
+                         "Using SmolLM2 instead.")
+                model = "smollm2"
+        if causal_only and model == "minilm":
+            st.info("This page needs a left-to-right language model; MiniLM is an encoder, so SmolLM2 is used.")
+            model = "smollm2"
+        st.selectbox("Example", [*EXAMPLES, CUSTOM], key="example", on_change=_on_example,
+                     format_func=lambda k: EXAMPLES[k][0] if k in EXAMPLES else "Your own text")
+        st.text_area("Text", key="text", height=160, on_change=_on_text,
+                     help="Any language. Long texts are cut to the token cap below.")
+        st.slider("Token cap", 16, DEFAULT_MAX_TOKENS, key="max_tokens", step=16, on_change=remember,
+                  args=("max_tokens",), help="Texts longer than this are truncated (the page says so).")
+    text = st.session_state["text"]
+    example = st.session_state["example"] if st.session_state["example"] in EXAMPLES else None
+    sync_url(model=model if model != "smollm2" else None, ex=example if example != DEFAULT_EXAMPLE else None,
+             text=None if example or len(text) > URL_TEXT_LIMIT else text,
+             cap=None if st.session_state["max_tokens"] == 256 else st.session_state["max_tokens"])
+    return Controls(model=model, text=text, max_tokens=int(st.session_state["max_tokens"]), example=example)
