@@ -23,9 +23,10 @@ import torch
 
 from .budget import Budget
 from .budget_context import BudgetRun
+from .ladders import key_ladder
 from .measure import budget_pass, encode_for, reference_pass
 
-__all__ = ["run_bench", "bench_text", "key_ladder"]
+__all__ = ["run_bench", "bench_text"]
 
 TARGETS = {  # figure -> (limit, description); from the engine issue
     "full_vs_eager": (1.15, "full-policy forward through our kernel / eager"),
@@ -39,11 +40,6 @@ MEMORY_TARGET_GB = {512: 1.5, 1024: 2.5}
 def bench_text() -> str:
     """The shipped prose used by benchmarks and tests (about 1,300 tokens for SmolLM2)."""
     return (Path(__file__).parent / "data" / "lighthouses.txt").read_text(encoding="utf-8")
-
-
-def key_ladder(n_tokens: int) -> list[int]:
-    """Eight key counts spread over one text's length: n/32, n/16, n/8, 3n/16, n/4, 3n/8, n/2, 3n/4."""
-    return [max(1, round(n_tokens * f)) for f in (1 / 32, 1 / 16, 1 / 8, 3 / 16, 1 / 4, 3 / 8, 1 / 2, 3 / 4)]
 
 
 def _timer(fn: Callable[[], object]) -> float:
@@ -72,7 +68,8 @@ def _child(code: str, env: dict | None = None) -> dict:
 
 _CHILD_SWEEP = """
 import json, resource, time
-from attnviz.bench import bench_text, key_ladder
+from attnviz.bench import bench_text
+from attnviz.ladders import key_ladder
 from attnviz.budget import Budget
 from attnviz.measure import sweep
 from attnviz.models import load_model

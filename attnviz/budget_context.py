@@ -156,7 +156,8 @@ class BudgetRun:
             self.weights[layer] = weights.detach().to(torch.float16)
             self.keep_masks[layer] = torch.stack(keeps)
         if self.observers:
-            keep_all = None if all(k is None for k in keeps) else torch.stack(keeps)
+            every_key = all(p.name == "full" for p in self.policies)
+            keep_all = None if every_key else torch.stack(keeps)
             for observe in self.observers:
                 observe(layer, weights, keep_all)
         return mix_values(weights, value), weights

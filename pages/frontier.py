@@ -1,0 +1,104 @@
+"""Quality vs compute: sweep budgets for several policies and find the efficient ones."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import streamlit as st
+
+from attnviz.figures import attention_share_plot, frontier_plot
+from attnviz.frontier import frontier_rows
+from attnviz.ladders import budget_ladder
+from attnviz.measure import budget_pass
+from attnviz.policies import POLICIES
+from attnviz.scaling import KNOWN_CONFIGS, attention_share, config_from_model
+from ui.cached import get_analysis, get_model
+from ui.show import attempt, load_analysis
+from ui.state import page_param, remember, shared_controls, sync_url
+
+controls = shared_controls()
+st.title("Quality vs compute")
+st.markdown(
+    "Each point is one rerun of the model with one budget. Left is cheaper, and better quality is toward the "
+    "top. A point is **efficient** (outlined, joined by the dashed line) when no other point, of any policy, is "
+    "both at least as cheap and at least as good. Quality is measured; compute is counted."
+)
+
+X_AXES = {"density": "density (kept / allowed pairs)", "attn_flops": "attention FLOPs (counted)",
+          "kv_bytes": "KV cache bytes at the end (counted)"}
+Y_AXES = {"kl": "KL divergence to full (nats, lower is better)", "top1": "top-1 agreement (higher is better)",
+          "ppl": "perplexity (lower is better)", "cos_embedding": "embedding cosine (encoders; higher is better)",
+          "mass_kept": "attention mass kept (higher is better)"}
+ALL = [p for p in POLICIES if p != "full"]
+
+page_param("fr_x", "density")
+page_param("fr_y", "kl")
+analysis = load_analysis(controls)
+if analysis is not None:
+    ref = analysis.ref
+    lm = ref.lm
+    fit = [p for p in ALL if not (POLICIES[p].causal_only and not lm.causal)]
+    if not lm.causal and st.session_state["fr_y"] in ("kl", "top1", "ppl"):
+        st.session_state["fr_y"] = "cos_embedding"
+    a, b, c = st.columns([3, 1, 1])
+    chosen = a.multiselect("Policies", fit, default=fit, key="fr_policies")
+    b.selectbox("Compute axis", list(X_AXES), key="fr_x", format_func=X_AXES.get, on_change=remember,
+                args=("fr_x",))
+    c.selectbox("Quality axis", list(Y_AXES), key="fr_y", format_func=Y_AXES.get, on_change=remember,
+                args=("fr_y",))
+    x_key, y_key = st.session_state["fr_x"], st.session_state["fr_y"]
+    sync_url(fr_x=x_key, fr_y=y_key)
+    budgets = [b for p in chosen for b in budget_ladder(p, ref.n_tokens)]
+    st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: 8 sizes per policy, from about n/32 to 3n/4 keys "
+               "(top-p: masses 0.5 to 0.999).")
+
+    @st.cache_resource(show_spinner=False, max_entries=4)
+    def sweep(model: str, text: str, max_tokens: int, policies: tuple[str, ...], _progress=None) -> list[dict]:
+        ref = get_analysis(model, text, max_tokens).ref
+        todo = [b for p in policies for b in budget_ladder(p, ref.n_tokens)]
+        rows = budget_pass(get_model(model), ref, todo, progress=_progress)
+        return [{**r.to_json(), "label": r.budget.label} for r in rows]
+
+    if chosen:
+        bar = st.progress(0.0, text="Sweeping budgets…")
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Sweeping budgets… {done}/{total} reruns of the model")
+
+        rows = attempt(lambda: sweep(controls.model, controls.text, controls.max_tokens, tuple(chosen), progress),
+                       "The sweep")
+        bar.empty()
+        if rows:
+            x_axis = X_AXES[x_key]
+            if x_key == "kv_bytes" and not lm.causal:
+                st.info("Encoders have no KV cache; showing density instead.")
+                x_key, x_axis = "density", X_AXES["density"]
+            points = frontier_rows(rows, x=x_key, y=y_key)
+            st.plotly_chart(frontier_plot(points, x_axis, Y_AXES[y_key], log_x=x_key != "density"), width="stretch")
+            table = [{"policy": r["policy"], "budget": r["label"], "density": r["density"],
+                      **{k: v for k, v in r["quality"].items() if v is not None},
+                      **r["compute"], "efficient": p["efficient"]} for r, p in zip(rows, points, strict=True)]
+            st.dataframe(table, width="stretch", hide_index=True)
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(table[0]))
+            writer.writeheader()
+            writer.writerows(table)
+            d1, d2 = st.columns(2)
+            d1.download_button("Download CSV", buf.getvalue(), "attnviz-frontier.csv", "text/csv")
+            d2.download_button("Download JSON", json.dumps({"model": controls.model, "weights": lm.weights,
+                                                            "n_tokens": ref.n_tokens, "rows": rows}, indent=2),
+                               "attnviz-frontier.json", "application/json")
+
+    st.markdown("### When does an attention budget matter?")
+    st.markdown(
+        "Attention's share of a forward pass grows with the text's length, because every token scores every "
+        "earlier token while the rest of the model does a fixed amount of work per token. Counted with the "
+        "formulas on the *Methods* page, for the loaded model and a few well-known larger ones:"
+    )
+    lengths = np.unique(np.geomspace(64, 131072, 40).astype(int))
+    configs = {"this model" if lm.causal else "this model (as if causal)": config_from_model(lm.model)}
+    configs.update({c.name: c for c in KNOWN_CONFIGS})
+    curves = {name: (lengths, np.array([attention_share(cfg, int(n)) for n in lengths])) for name, cfg in
+              configs.items()}
+    st.plotly_chart(attention_share_plot(curves, marker_n=ref.n_tokens), width="stretch")

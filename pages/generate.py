@@ -1,0 +1,95 @@
+"""Generate: the same prompt continued with full and with budgeted attention, side by side."""
+
+import html
+
+import numpy as np
+import streamlit as st
+
+from attnviz.budget import Budget
+from attnviz.generate import first_divergence, generate
+from attnviz.policies import POLICIES
+from attnviz.tokens import token_labels
+from ui.cached import get_model
+from ui.show import attempt, si
+from ui.state import page_param, remember, shared_controls, sync_url
+
+controls = shared_controls(causal_only=True)
+st.title("Generate text under a budget")
+st.markdown(
+    "The model continues your text one token at a time (always picking its most likely next token), once with "
+    "full attention and once with a budget. **Evicting policies** (`window`, `sink_window`, `h2o`) really drop "
+    "entries from the KV cache, so their memory stays fixed while the text grows; the other policies keep the "
+    "whole cache and only ignore part of it. The first token where the two continuations differ is marked."
+)
+
+POLICY_NAMES = [p for p in POLICIES if p != "full"]
+page_param("gen_policy", "sink_window")
+page_param("gen_k", 32, int)
+page_param("gen_new", 40, int)
+page_param("gen_sinks", 4, int)
+
+a, b, c, d = st.columns(4)
+a.selectbox("Policy", POLICY_NAMES, key="gen_policy", on_change=remember, args=("gen_policy",))
+policy = st.session_state["gen_policy"]
+if policy == "topp":
+    b.slider("Attention mass p", 0.05, 1.0, 0.9, 0.05, key="gen_p")
+    size = {"ratio": float(st.session_state["gen_p"])}
+else:
+    b.slider("Keys kept (cache size for evicting policies)", 2, 256, key="gen_k", on_change=remember,
+             args=("gen_k",))
+    size = {"keys": int(st.session_state["gen_k"])}
+c.slider("New tokens", 1, 120, key="gen_new", on_change=remember, args=("gen_new",))
+if policy == "sink_window":
+    d.number_input("Sinks S", 0, 64, key="gen_sinks", on_change=remember, args=("gen_sinks",))
+sinks = int(st.session_state["gen_sinks"])
+sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_new=st.session_state["gen_new"],
+         gen_sinks=sinks if policy == "sink_window" else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _generate(model: str, prompt: str, policy: str, keys: int | None, ratio: float | None, sinks: int,
+              new_tokens: int, max_tokens: int):
+    lm = get_model(model)
+    return generate(lm, prompt, Budget(policy, keys=keys, ratio=ratio, sinks=sinks), new_tokens, max_tokens)
+
+
+def run(policy_name: str, **kw):
+    return _generate(controls.model, controls.text, policy_name, kw.get("keys"), kw.get("ratio"), sinks,
+                     int(st.session_state["gen_new"]), controls.max_tokens)
+
+
+def render(tokens: list[str], diverge: int | None, color: str) -> str:
+    spans = []
+    for i, t in enumerate(tokens):
+        style = f"background:{color};border-radius:3px;outline:2px solid #c0392b" if i == diverge else ""
+        spans.append(f'<span style="{style}">{html.escape(t)}</span>')
+    return "<div style='font-size:1.05rem;line-height:1.8;white-space:pre-wrap'>" + "".join(spans) + "</div>"
+
+
+with st.spinner("Generating with full attention and with the budget…"):
+    full = attempt(lambda: run("full"), "Generating with full attention")
+    budgeted = attempt(lambda: run(policy, **size), "Generating with the budget")
+
+if full and budgeted:
+    lm = get_model(controls.model)
+    tok = lm.tokenizer
+    diverge = first_divergence(full.new_ids, budgeted.new_ids)
+    if full.truncated_from:
+        st.caption(f"The prompt was truncated from {full.truncated_from} tokens to fit the cap.")
+    st.caption(f"**Model:** {lm.weights} · prompt: {len(full.prompt_ids)} tokens")
+    left, right = st.columns(2)
+    for col, gen, title in ((left, full, "Full attention"), (right, budgeted, budgeted.budget.label)):
+        col.markdown(f"##### {title}")
+        col.html(render(token_labels(tok, gen.new_ids), diverge, "#fde2e2"))
+        col.metric("KV cache when the last token was predicted", si(gen.kv_bytes[-1], "B"),
+                   help="Counted: cached keys × 2 (keys and values) × head size × 4 bytes, over layers and KV heads.")
+        col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "
+                    "(a simulation on CPU; evicting policies save memory, not time, here)")
+    if diverge is None:
+        st.success("The two continuations agree token for token.")
+    else:
+        st.warning(f"The continuations first differ at new token {diverge + 1} (outlined in red).")
+    steps = max(len(full.kv_bytes), len(budgeted.kv_bytes))
+    series = {name: np.array(g.kv_bytes + [np.nan] * (steps - len(g.kv_bytes)), dtype=float)
+              for name, g in (("full attention", full), (budgeted.budget.label, budgeted))}
+    st.line_chart(series, x_label="new token", y_label="KV cache bytes (counted)")

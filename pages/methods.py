@@ -1,0 +1,93 @@
+"""Methods: every policy, metric and formula in plain words, with the papers they come from."""
+
+import streamlit as st
+
+from attnviz.policies import POLICIES
+from ui.state import shared_controls
+
+shared_controls()
+st.title("Methods and formulas")
+st.markdown(
+    """
+Everything attnviz shows is either **measured** on the real model (quality numbers, wall-clock time) or
+**counted** from the formulas below (pairs, FLOPs, memory). Pages label each number as one or the other.
+
+### Attention, in one line
+For each token (the *query*) and each token it may look at (a *key*): score = query · key / √d, where d is the
+size of one head (64 in SmolLM2). A softmax turns a query's scores into weights that sum to 1, and the head's
+output is the weighted sum of the keys' *values* ([Vaswani et al., 2017](https://arxiv.org/abs/1706.03762)).
+A causal language model lets token *i* see tokens 0…*i*; an encoder such as MiniLM lets every token see every token.
+
+### A budget
+A budget keeps only some keys per query, in every layer and head. Dropped keys get a score of −∞ before the
+softmax, so the kept keys' weights are renormalised to sum to 1. Its size is either a **key count K** (a query
+keeps min(K, |Aᵢ|) keys, where Aᵢ are the keys it may see) or a **ratio R** (it keeps max(1, ⌈R·|Aᵢ|⌉) keys).
+"""
+)
+
+st.markdown("### Policies")
+SOURCES = {
+    "full": "The model as trained.",
+    "topk": "Top-k attention: [Gupta et al., 2021](https://arxiv.org/abs/2106.06899). An *oracle*: it must compute "
+            "every score before choosing, so it saves mixing work but not scoring work or memory.",
+    "topp": "Nucleus (top-p) selection ([Holtzman et al., 2020](https://arxiv.org/abs/1904.09751)) applied to "
+            "keys instead of words: the smallest set of highest-weight keys whose full-softmax weight reaches p.",
+    "window": "Sliding-window attention ([Child et al., 2019](https://arxiv.org/abs/1904.10509); "
+              "[Beltagy et al., 2020](https://arxiv.org/abs/2004.05150)): the K most recent keys (encoders: the K "
+              "nearest, ties to the earlier one).",
+    "sink_window": "StreamingLLM ([Xiao et al., 2023](https://arxiv.org/abs/2309.17453)): the first S tokens "
+                   "(\"attention sinks\", which soak up attention a query has nowhere else to put) plus the K−S "
+                   "most recent. Without the sinks a window collapses; with them it recovers.",
+    "h2o": "Heavy-Hitter Oracle ([Zhang et al., 2023](https://arxiv.org/abs/2306.14048)): a KV cache of fixed size "
+           "K per layer and KV head. It keeps the K/2 most recent keys and fills the rest with the keys that have "
+           "received the most attention so far; an evicted key never returns, and no decision uses a later "
+           "query's attention. With a ratio R the cache holds ⌈R·n⌉ keys for the whole text.",
+    "random": "K allowed keys chosen uniformly at random (reproducible with a seed): the control. A policy that does "
+              "not beat it has learned nothing about attention.",
+}
+for name, policy in POLICIES.items():
+    tags = []
+    tags.append("needs every score (oracle)" if policy.scores_all_pairs else "scores only what it keeps")
+    tags.append("shrinks the KV cache" if policy.evicts else "keeps the whole KV cache")
+    if policy.causal_only:
+        tags.append("causal models only")
+    st.markdown(f"**`{name}`**: {policy.summary} *({'; '.join(tags)})*  \n{SOURCES.get(name, '')}")
+
+st.markdown(
+    r"""
+### Quality (measured)
+Causal language models predict each next token; position t = 0…n−2 predicts token t+1.
+* **KL divergence** (nats): the mean over positions of KL(p_full ‖ p_budget) between the full and the budgeted
+  next-token distributions. 0 means identical.
+* **Top-1 agreement**: the share of positions where the most likely next token is the same.
+* **Perplexity**: exp(mean negative log-likelihood of the actual next tokens), for the budget and for full attention.
+* **Attention mass kept**: for each layer, head and query, the share of the row's own full softmax (computed in the
+  budgeted run, before dropping keys) held by the kept keys; averaged.
+
+Encoders (MiniLM) have no next token: **embedding cosine** is the cosine similarity of the mean-pooled outputs
+(the sentence embedding), and **per-token cosine** the mean cosine of each token's output, budget vs full.
+
+### Compute and memory (counted)
+For a model with L layers, H query heads, H_kv key/value heads and head size d:
+* a **pair** is one query–key combination in one layer and head. **Density** = kept pairs / allowed pairs.
+* **Attention FLOPs** = 2·d·(scored pairs) + 2·d·(kept pairs): a score q·k costs 2d, and so does adding one
+  weighted value. Oracle policies (top-k, top-p) score every allowed pair; the others only what they keep.
+* **Whole-model FLOPs** = attention FLOPs + 2 × (parameters of every projection, MLP and output layer) per token
+  ([Kaplan et al., 2020](https://arxiv.org/abs/2001.08361)); the output layer counts even when tied to the embedding.
+* **KV cache** at the end of the text = cached keys × 2 (keys and values) × d × bytes per number (4 in float32),
+  over layers and KV heads. Only policies that never need a dropped key again (window, sink_window, h2o) shrink it.
+* **Time** is measured wall-clock time of the budgeted forward pass. attnviz *simulates* sparse attention by
+  masking, which gives its quality exactly but saves no time: FLOP savings are never presented as measured speed.
+
+At short lengths attention is a small share of a model's work (SmolLM2: about 1.6% at 128 tokens, 6% at 512,
+12% at 1,024), so a budget saves little compute there; it matters for long texts and for KV-cache memory.
+
+### Views
+* **Attention rollout** ([Abnar & Zuidema, 2020](https://arxiv.org/abs/2005.00928)): each layer's head-averaged
+  attention mixed with the identity (Â = ½A + ½I, for the residual connection), multiplied through the layers.
+* **Head statistics**: entropy of each attention row (nats; low = focused), the share of attention on the first
+  token (the "sink"), and the mass held by the top 3 keys, averaged over queries.
+* Policy design follows NVIDIA's [kvpress](https://github.com/NVIDIA/kvpress): each policy is a small class that
+  only decides which keys to keep; all measuring is shared.
+"""
+)
