@@ -110,11 +110,13 @@ if analysis is not None:
         m = st.columns(4)
         if q["kl"] is not None:
             m[0].metric("KL divergence (nats)", f"{q['kl']:.4f}", delta=f"{q['kl']:+.4f} vs full",
-                        delta_color="inverse", help="Mean KL(full ‖ budget) of the next-token distributions; 0 = identical.")
+                        delta_color="inverse",
+                        help="Mean KL(full ‖ budget) of the next-token distributions; 0 = identical.")
             m[1].metric("Top-1 agreement", pct(q["top1"]), delta=f"{100 * (q['top1'] - 1):+.1f} pts",
                         help="Share of positions where the predicted next token is unchanged.")
             m[2].metric("Perplexity", f"{q['ppl']:.2f}",
-                        delta=f"{q['ppl'] - q['ppl_full']:+.2f} vs {q['ppl_full']:.2f}", delta_color="inverse", help="exp(mean negative log-likelihood of the actual next tokens).")
+                        delta=f"{q['ppl'] - q['ppl_full']:+.2f} vs {q['ppl_full']:.2f}", delta_color="inverse",
+                        help="exp(mean negative log-likelihood of the actual next tokens).")
         else:
             m[0].metric("Sentence-embedding cosine", f"{q['cos_embedding']:.4f}",
                         delta=f"{q['cos_embedding'] - 1:+.4f} vs full", help="Cosine of mean-pooled outputs.")
