@@ -1,0 +1,198 @@
+"""Helpers shared by the figure modules: token labels, tick thinning, layout defaults.
+
+Plotly renders tick labels, hover labels and titles as a small subset of HTML, so
+every piece of *user text* (token labels) goes through :func:`plotly_text`, which
+escapes ``& < >`` (plotly.js decodes those entities back). Titles passed in by the
+caller are used as given, so a caller may still write ``<b>`` in a title on purpose.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+#: Okabe–Ito palette: distinguishable for the common kinds of colour blindness.
+OKABE_ITO = [
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow (poor on white: kept last)
+    "#000000",
+]
+
+WEIGHT_SCALE = "Blues"  # sequential, colour-blind safe, 0 = white
+THUMB_SCALE = "Viridis"  # sequential, perceptually uniform, 0 = dark (tiles stand out from gaps)
+DIVERGING_SCALE = "RdBu"  # red = negative, blue = positive; always used symmetric around 0
+MASKED_GREY = "#bdbdbd"
+
+DEFAULT_HEIGHT = 720
+
+
+def char_width(ch: str) -> int:
+    """Display width of one character: 2 for wide CJK / emoji, 0 for combining marks, else 1."""
+    if unicodedata.combining(ch) or ch in "\u200d\ufe0f\ufe0e":
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def text_width(s: str) -> int:
+    return sum(char_width(c) for c in s)
+
+
+def visible(label: str) -> str:
+    """Make whitespace in a token visible: newline → ↵, tab → ⇥, an all-space token → ␣, empty → ∅."""
+    s = str(label)
+    if s == "":
+        return "∅"
+    s = s.replace("\r\n", "↵").replace("\n", "↵").replace("\r", "↵").replace("\t", "⇥")
+    if s.strip(" ") == "":
+        return "␣" * min(len(s), 3)
+    # other control characters would break SVG text
+    return "".join(c if unicodedata.category(c) != "Cc" else "�" for c in s)
+
+
+def truncate(s: str, max_width: int) -> str:
+    """Cut ``s`` to at most ``max_width`` display columns, ending with … when cut."""
+    if text_width(s) <= max_width:
+        return s
+    out, w = [], 0
+    for c in s:
+        cw = char_width(c)
+        if w + cw > max_width - 1:
+            break
+        out.append(c)
+        w += cw
+    return "".join(out) + "…"
+
+
+def plotly_text(s: str) -> str:
+    """Escape user text for plotly's pseudo-HTML (it decodes &amp; &lt; &gt; back)."""
+    return html.escape(s, quote=False)
+
+
+def short_label(label: str, max_width: int = 12) -> str:
+    """A token label ready for a tick: whitespace visible, truncated, escaped."""
+    return plotly_text(truncate(visible(label), max_width))
+
+
+def check_labels(labels: Sequence[str] | None, n: int, what: str) -> list[str]:
+    """Return ``labels`` as a list of ``n`` strings (positions if ``None``); raise on a length mismatch."""
+    if labels is None:
+        return [str(i) for i in range(n)]
+    labels = [str(x) for x in labels]
+    if len(labels) != n:
+        raise ValueError(f"{what}: got {len(labels)} labels for {n} positions")
+    return labels
+
+
+def as_2d(m, name: str) -> np.ndarray:
+    a = np.asarray(m)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
+    return a
+
+
+def f32(a: np.ndarray) -> np.ndarray:
+    """float32 copy for plotly: half the bytes of float64 once base64-encoded, plenty of precision to look at."""
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def blocks(n: int, factor: int) -> list[tuple[int, int]]:
+    """Inclusive (first, last) token positions of each pooled block along an axis of length ``n``."""
+    return [(s, min(s + factor, n) - 1) for s in range(0, n, factor)]
+
+
+def axis_categories(labels: Sequence[str], factor: int = 1, hover_width: int = 24) -> tuple[list[str], list[str]]:
+    """Unique category names (used as data coordinates and in hover) and short tick texts, one per cell.
+
+    Token labels repeat ("the" twice), so a cell is never named by its label alone: the
+    name carries the position, e.g. ``‘cat’ (#5)``, or for a pooled block ``#8–#11 ‘on the mat’``.
+    """
+    names, ticks = [], []
+    if factor == 1:
+        for i, lab in enumerate(labels):
+            names.append(f"‘{short_label(lab, hover_width)}’ (#{i})")
+            ticks.append(short_label(lab))
+    else:
+        for a, b in blocks(len(labels), factor):
+            joined = "".join(visible(x) for x in labels[a : b + 1])
+            names.append(f"#{a}–#{b} ‘{plotly_text(truncate(joined, hover_width))}’")
+            ticks.append(f"#{a}")
+    return names, ticks
+
+
+def thinned(names: list[str], ticks: list[str], max_ticks: int) -> tuple[list[str], list[str]]:
+    """Every tick when there are at most ``max_ticks``; else every k-th, so labels never overlap."""
+    if len(names) <= max_ticks:
+        return names, ticks
+    step = nice_step(math.ceil(len(names) / max_ticks))
+    return names[::step], ticks[::step]
+
+
+def nice_step(at_least: int) -> int:
+    """Smallest of 1, 2, 5, 10, 20, 25, 50, 100, … that is ≥ ``at_least`` (ticks land on round positions)."""
+    scale = 1
+    while True:
+        for m in (1, 2, 5, 10, 20, 25, 50):
+            if m * scale >= at_least:
+                return m * scale
+        scale *= 100
+
+
+def category_axis(names: list[str], ticks: list[str], title: str, max_ticks: int, **extra) -> dict:
+    """Layout dict for a category axis whose coordinates are the unique ``names`` in order."""
+    tv, tt = thinned(names, ticks, max_ticks)
+    return dict(
+        type="category",
+        categoryorder="array",
+        categoryarray=names,
+        tickmode="array",
+        tickvals=tv,
+        ticktext=tt,
+        title=dict(text=title),
+        showgrid=False,
+        zeroline=False,
+        automargin=True,
+        **extra,
+    )
+
+
+def tick_font_size(n_ticks: int) -> int:
+    return 12 if n_ticks <= 30 else 11 if n_ticks <= 50 else 10
+
+
+def title_text(title: str, note: str | None = None) -> str:
+    """Main title, with an optional smaller second line (e.g. the pooling note)."""
+    if note:
+        return f"{title}<br><span style='font-size:13px;color:#555'>{note}</span>"
+    return title
+
+
+def pooling_note(factor: int, what: str = "averages") -> str | None:
+    if factor <= 1:
+        return None
+    return f"shown at 1/{factor} resolution: each cell {what} {factor}×{factor} token pairs"
+
+
+def base_layout(fig: go.Figure, title: str, height: int, note: str | None = None, **extra) -> go.Figure:
+    """Common look: white template, left-aligned title, room for a subtitle, readable hover labels."""
+    fig.update_layout(
+        template="plotly_white",
+        title=dict(text=title_text(title, note), x=0.01, xanchor="left", font=dict(size=17)),
+        height=int(height),
+        margin=dict(l=70, r=30, t=95 if note else 70, b=60),
+        hoverlabel=dict(
+            align="left", bgcolor="white", bordercolor="#888", font=dict(size=13, color="#222"), namelength=-1
+        ),
+        font=dict(size=12),
+        **extra,
+    )
+    return fig

@@ -1,0 +1,257 @@
+"""Query × key heatmaps: attention weights, budget − full differences, and keep masks.
+
+Rows are queries (the token doing the attending, first token at the top), columns are
+keys (the token attended to). Axes are category axes whose coordinates are unique
+names carrying the token position (``‘cat’ (#5)``), so a word that appears twice keeps
+two rows; the ticks show the short label. Matrices wider than ``max_side`` are pooled
+(see :func:`attnviz.figures.pooling.pool_matrix`) and the title says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ._common import (
+    DEFAULT_HEIGHT,
+    DIVERGING_SCALE,
+    WEIGHT_SCALE,
+    as_2d,
+    axis_categories,
+    base_layout,
+    category_axis,
+    check_labels,
+    f32,
+    pooling_note,
+    tick_font_size,
+)
+from .pooling import pool_matrix
+
+MAX_TICKS_X = 48  # at most this many tick labels per axis; more tokens → every k-th label
+ROW_TICK_PX = 15  # vertical pixels one y tick label needs
+
+
+def _axes(shape, q_labels, k_labels, factor: int):
+    q = check_labels(q_labels, shape[0], "q_labels")
+    k = check_labels(k_labels, shape[1], "k_labels")
+    qn, qt = axis_categories(q, factor)
+    kn, kt = axis_categories(k, factor)
+    return qn, qt, kn, kt
+
+
+def _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages", note=None):
+    note = note or pooling_note(factor, what)
+    height = height or DEFAULT_HEIGHT
+    max_y = max(8, (height - 220) // ROW_TICK_PX)
+    n_ticks = max(min(len(qn), max_y), min(len(kn), MAX_TICKS_X))
+    base_layout(fig, title, height, note)
+    fig.update_layout(
+        xaxis=category_axis(
+            kn,
+            kt,
+            "key: the token attended to" + (f" (position; a cell = {factor} tokens)" if factor > 1 else ""),
+            MAX_TICKS_X,
+            tickangle=-60 if len(kn) > 12 else 0,
+            tickfont=dict(size=tick_font_size(n_ticks)),
+            side="bottom",
+        ),
+        yaxis=category_axis(
+            qn,
+            qt,
+            "query: the token attending" + (f" (position; a cell = {factor} tokens)" if factor > 1 else ""),
+            max_y,
+            autorange="reversed",
+            tickfont=dict(size=tick_font_size(n_ticks)),
+        ),
+        plot_bgcolor="white",
+    )
+    return fig
+
+
+def attention_heatmap(
+    weights,
+    q_labels: Sequence[str] | None = None,
+    k_labels: Sequence[str] | None = None,
+    title: str = "Attention weights",
+    max_side: int = 256,
+    zmax: float | None = None,
+    height: int | None = None,
+) -> go.Figure:
+    """Heatmap of an attention matrix ``weights`` (queries × keys, rows summing to 1).
+
+    Bigger than ``max_side`` per axis: pooled in ``"share"`` mode (queries averaged, keys'
+    shares added) so a cell still reads "share of the query's attention" and rows sum to 1.
+    ``zmax`` caps the colour scale (default: the largest value), useful when one "sink"
+    token takes most of the attention and everything else looks white.
+    """
+    w = as_2d(weights, "weights")
+    pooled, factor = pool_matrix(w, max_side, mode="share")
+    qn, qt, kn, kt = _axes(w.shape, q_labels, k_labels, factor)
+    finite = pooled[np.isfinite(pooled)]
+    top = float(zmax) if zmax is not None else (float(finite.max()) if finite.size else 1.0)
+    if factor == 1:
+        hover = "query %{y} → key %{x}: %{z:.3f} of its attention<extra></extra>"
+    else:
+        hover = (
+            "queries %{y}<br>→ keys %{x}<br>"
+            f"%{{z:.3f}} of their attention (average over the {factor} queries)<extra></extra>"
+        )
+    fig = go.Figure(
+        go.Heatmap(
+            z=f32(pooled),
+            x=kn,
+            y=qn,
+            colorscale=WEIGHT_SCALE,
+            zmin=0.0,
+            zmax=max(top, 1e-9),
+            hovertemplate=hover,
+            hoverongaps=False,
+            colorbar=dict(title=dict(text="share of<br>attention", side="top"), thickness=14),
+            name="attention",
+        )
+    )
+    note = pooling_note(factor, "pools")
+    if note:
+        note += " (queries averaged, keys added: rows still sum to 1)"
+    return _layout(fig, title, height, factor, qn, qt, kn, kt, note=note)
+
+
+def difference_heatmap(
+    full,
+    budget,
+    q_labels: Sequence[str] | None = None,
+    k_labels: Sequence[str] | None = None,
+    title: str = "What the budget changed: budget − full attention",
+    max_side: int = 256,
+    zmax: float | None = None,
+    height: int | None = None,
+) -> go.Figure:
+    """Diverging heatmap of ``budget − full`` (red = attention lost, blue = gained, white = unchanged).
+
+    The colour range is symmetric around 0 (``±zmax``, default the largest absolute change),
+    and hovering a cell shows the full value, the budget value and the change.
+    """
+    f = as_2d(full, "full")
+    b = as_2d(budget, "budget")
+    if f.shape != b.shape:
+        raise ValueError(f"full {f.shape} and budget {b.shape} must have the same shape")
+    pf, factor = pool_matrix(f, max_side, mode="share")
+    pb, _ = pool_matrix(b, max_side, mode="share")
+    diff = pb - pf
+    qn, qt, kn, kt = _axes(f.shape, q_labels, k_labels, factor)
+    finite = np.abs(diff[np.isfinite(diff)])
+    lim = float(zmax) if zmax is not None else (float(finite.max()) if finite.size else 0.0)
+    lim = max(lim, 1e-6)
+    who = "query %{y} → key %{x}" if factor == 1 else "queries %{y}<br>→ keys %{x}"
+    hover = (
+        f"{who}<br>full model: %{{customdata[0]:.3f}}<br>with budget: %{{customdata[1]:.3f}}"
+        "<br>change: %{z:+.3f}<extra></extra>"
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=f32(diff),
+            x=kn,
+            y=qn,
+            customdata=f32(np.stack([pf, pb], axis=-1)),
+            colorscale=DIVERGING_SCALE,
+            zmin=-lim,
+            zmax=lim,
+            zmid=0.0,
+            hovertemplate=hover,
+            hoverongaps=False,
+            colorbar=dict(
+                title=dict(text="change in<br>attention", side="top"),
+                thickness=14,
+                tickvals=[-lim, 0, lim],
+                ticktext=[f"−{lim:.2g} lost", "0", f"+{lim:.2g} gained"],
+            ),
+            name="budget − full",
+        )
+    )
+    note = pooling_note(factor, "pools")
+    return _layout(fig, title, height, factor, qn, qt, kn, kt, note=note)
+
+
+def keep_mask_heatmap(
+    keep,
+    q_labels: Sequence[str] | None = None,
+    k_labels: Sequence[str] | None = None,
+    title: str = "Which query–key pairs the budget keeps",
+    max_side: int = 256,
+    causal: bool = False,
+    height: int | None = None,
+) -> go.Figure:
+    """Show a keep mask (queries × keys, True = pair kept). ``causal=True`` blanks keys after the query.
+
+    At full resolution kept pairs are dark blue and dropped ones light grey (two traces, so
+    the hover says "kept" / "dropped" in words); pooled, each cell shows the share of its
+    pairs that are kept.
+    """
+    k_arr = as_2d(keep, "keep").astype(np.float64)
+    if causal:
+        rows, cols = k_arr.shape
+        future = np.arange(cols)[None, :] > (np.arange(rows)[:, None] + (cols - rows))
+        k_arr[future] = np.nan
+    pooled, factor = pool_matrix(k_arr, max_side, mode="mean")
+    qn, qt, kn, kt = _axes(k_arr.shape, q_labels, k_labels, factor)
+    if factor == 1:
+        kept = np.where(pooled > 0.5, 1.0, np.nan)
+        dropped = np.where(pooled <= 0.5, 0.0, np.nan)
+        traces = [
+            go.Heatmap(
+                z=f32(kept),
+                x=kn,
+                y=qn,
+                colorscale=[[0, "#0072B2"], [1, "#0072B2"]],
+                zmin=0,
+                zmax=1,
+                showscale=False,
+                hoverongaps=False,
+                hovertemplate="query %{y} → key %{x}: <b>kept</b><extra></extra>",
+                name="kept",
+            ),
+            go.Heatmap(
+                z=f32(dropped),
+                x=kn,
+                y=qn,
+                colorscale=[[0, "#e3e3e3"], [1, "#e3e3e3"]],
+                zmin=0,
+                zmax=1,
+                showscale=False,
+                hoverongaps=False,
+                hovertemplate="query %{y} → key %{x}: dropped<extra></extra>",
+                name="dropped",
+            ),
+        ]
+        fig = go.Figure(traces)
+        # a legend-like note instead of a colour bar
+        fig.add_annotation(
+            text="<span style='color:#0072B2'>■</span> kept   <span style='color:#b0b0b0'>■</span> dropped"
+            + ("   □ future token (not visible)" if causal else ""),
+            xref="paper",
+            yref="paper",
+            x=1.0,
+            y=1.0,
+            yanchor="bottom",
+            xanchor="right",
+            showarrow=False,
+            font=dict(size=13),
+        )
+    else:
+        fig = go.Figure(
+            go.Heatmap(
+                z=f32(pooled),
+                x=kn,
+                y=qn,
+                colorscale=WEIGHT_SCALE,
+                zmin=0,
+                zmax=1,
+                hoverongaps=False,
+                hovertemplate="queries %{y}<br>→ keys %{x}<br>%{z:.0%} of these pairs kept<extra></extra>",
+                colorbar=dict(title=dict(text="share of<br>pairs kept", side="top"), thickness=14, tickformat=".0%"),
+                name="kept share",
+            )
+        )
+    return _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages")

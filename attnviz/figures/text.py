@@ -1,0 +1,86 @@
+"""HTML snippets: the text with the tokens whose next-token prediction the budget changed.
+
+Meant for ``st.markdown(html, unsafe_allow_html=True)`` or ``st.html(html)``. Every piece
+of text (tokens and predictions) is escaped with :func:`html.escape`, so a token such as
+``<b>&"`` shows literally. The snippet is a single line with no blank lines, so Markdown
+treats it as one raw HTML block and does not reinterpret ``*`` or ``_`` inside it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from ._common import visible
+
+CHANGED_STYLE = (
+    "background:#fde0c5;border-bottom:2px solid #d55e00;border-radius:3px;font-weight:600;padding:1px 0;cursor:help"
+)
+SAME_STYLE = "cursor:default"
+BOX_STYLE = "line-height:1.9;font-size:1.02em;white-space:pre-wrap;word-wrap:break-word"
+
+
+def _esc(s: str) -> str:
+    return html.escape(s, quote=True)
+
+
+def _token_html(label: str) -> str:
+    """Escaped token text; newlines shown as ↵ and kept as line breaks."""
+    parts = str(label).replace("\r\n", "\n").split("\n")
+    if len(parts) == 1:
+        return _esc(parts[0]) if parts[0] else "∅"
+    return "↵<br>".join(_esc(p) for p in parts)
+
+
+def _pred(s: str) -> str:
+    return visible(s)
+
+
+def changed_predictions_html(
+    labels: Sequence[str],
+    changed: Sequence[bool],
+    full_pred: Sequence[str],
+    budget_pred: Sequence[str],
+    summary: bool = True,
+    sep: str = "",
+) -> str:
+    """The text as coloured spans: a token whose next-token prediction differs under the budget is highlighted.
+
+    Hovering any token shows a tooltip: "full predicts ‘x’, budget predicts ‘y’" where they
+    differ, "both predict ‘x’" where they agree. Highlighting uses a pale orange background
+    *and* a solid underline, so it does not rely on colour alone. ``summary`` adds a first
+    line "N of M next-token predictions changed". ``sep`` goes between tokens (``" "`` for labels
+    that carry no spaces of their own).
+    """
+    n = len(labels)
+    for name, seq in (("changed", changed), ("full_pred", full_pred), ("budget_pred", budget_pred)):
+        if len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries for {n} labels")
+    spans = []
+    for i in range(n):
+        fp, bp = _pred(full_pred[i]), _pred(budget_pred[i])
+        if changed[i]:
+            tip = f"#{i}: full predicts ‘{fp}’, budget predicts ‘{bp}’"
+            style, cls = CHANGED_STYLE, "changed"
+        else:
+            tip = f"#{i}: both predict ‘{fp}’" if fp == bp else f"#{i}: full predicts ‘{fp}’, budget predicts ‘{bp}’"
+            style, cls = SAME_STYLE, "same"
+        spans.append(f'<span class="{cls}" title="{_esc(tip)}" style="{style}">{_token_html(labels[i])}</span>')
+    n_changed = sum(bool(c) for c in changed)
+    head = ""
+    if summary:
+        pct = f" ({100 * n_changed / n:.0f}%)" if n else ""
+        head = (
+            '<div style="font-size:0.9em;color:#555;margin-bottom:0.4em;white-space:normal">'
+            f"<b>{n_changed}</b> of {n} next-token predictions changed{pct} under the budget: "
+            f"highlighted below; hover a token to compare. {legend_html()}</div>"
+        )
+    return f'<div class="attnviz-changed">{head}<div style="{BOX_STYLE}">{_esc(sep).join(spans)}</div></div>'
+
+
+def legend_html() -> str:
+    """A one-line legend: what a highlighted token means."""
+    return (
+        f'<span style="white-space:nowrap"><span style="{CHANGED_STYLE}">token</span>'
+        " = the budgeted model predicts a different next token here</span>"
+    )

@@ -1,0 +1,134 @@
+"""attention_heatmap / difference_heatmap / keep_mask_heatmap."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from helpers_figures import DUP_LABELS, NASTY, causal_attention
+
+from attnviz.figures import attention_heatmap, difference_heatmap, keep_mask_heatmap
+
+MB2 = 2 * 1024 * 1024
+
+
+def test_attention_heatmap_basic():
+    n = len(DUP_LABELS)
+    fig = attention_heatmap(causal_attention(n), DUP_LABELS, DUP_LABELS, title="Layer 1, head 2")
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 1 and fig.data[0].type == "heatmap"
+    assert "Layer 1, head 2" in fig.layout.title.text
+    assert "resolution" not in fig.layout.title.text
+    assert "key" in fig.layout.xaxis.title.text and "query" in fig.layout.yaxis.title.text
+    assert fig.layout.height >= 500
+    assert fig.data[0].colorscale is not None
+    hover = fig.data[0].hovertemplate
+    assert "query %{y} → key %{x}" in hover and "of its attention" in hover
+    assert fig.data[0].z.dtype == np.float32  # typed array, serialised compactly
+
+
+def test_duplicate_labels_do_not_merge():
+    n = len(DUP_LABELS)
+    fig = attention_heatmap(causal_attention(n), DUP_LABELS, DUP_LABELS)
+    for axis, coords in ((fig.layout.xaxis, fig.data[0].x), (fig.layout.yaxis, fig.data[0].y)):
+        assert len(axis.tickvals) == n
+        assert len(set(axis.tickvals)) == n
+        assert list(axis.ticktext).count("cat") == 2  # the tick shows the word twice …
+        assert len(set(coords)) == n  # … but each position is its own row / column
+        assert axis.type == "category" and list(axis.categoryarray) == list(coords)
+    assert fig.data[0].y[3] == "‘the’ (#3)"
+
+
+def test_labels_are_escaped_for_plotly_and_cjk_emoji_survive():
+    labels = ["a", NASTY, "猫は", "🐱‍👤", "x" * 80]
+    fig = attention_heatmap(causal_attention(5), labels, labels)
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert ticks[1] == '&lt;b&gt;&amp;"'
+    assert ticks[2] == "猫は" and ticks[3] == "🐱‍👤"
+    assert ticks[4].endswith("…") and len(ticks[4]) <= 12
+    assert "<b>" not in "".join(fig.data[0].x)
+
+
+def test_label_length_mismatch_raises():
+    with pytest.raises(ValueError):
+        attention_heatmap(causal_attention(4), ["a", "b"], ["a", "b", "c", "d"])
+
+
+def test_512_tokens_pooled_and_small():
+    n = 512
+    w = causal_attention(n)
+    labels = [f"tok{i % 50}" for i in range(n)]
+    fig = attention_heatmap(w, labels, labels)
+    assert fig.data[0].z.shape == (256, 256)
+    assert "1/2 resolution" in fig.layout.title.text and "2×2 token pairs" in fig.layout.title.text
+    np.testing.assert_allclose(np.nansum(fig.data[0].z, axis=1), 1.0, atol=1e-4)
+    assert len(fig.to_json()) <= MB2
+
+
+def test_512_tokens_unpooled_still_under_2mb():
+    n = 512
+    labels = ["word"] * n
+    fig = attention_heatmap(causal_attention(n), labels, labels, max_side=512)
+    assert fig.data[0].z.shape == (512, 512)
+    assert len(fig.to_json()) <= MB2
+    # many tokens: ticks are thinned so labels don't overlap, on round positions
+    assert 8 <= len(fig.layout.yaxis.tickvals) < n
+    assert fig.layout.xaxis.tickvals[1] in ("‘word’ (#10)", "‘word’ (#20)", "‘word’ (#25)")
+
+
+def test_4x_pooling_title():
+    w = causal_attention(1024)
+    fig = attention_heatmap(w, None, None, max_side=256)
+    assert "1/4 resolution" in fig.layout.title.text and "4×4" in fig.layout.title.text
+    assert "queries %{y}" in fig.data[0].hovertemplate
+
+
+def test_zmax_caps_colour():
+    fig = attention_heatmap(causal_attention(6), zmax=0.2)
+    assert fig.data[0].zmax == pytest.approx(0.2) and fig.data[0].zmin == 0
+
+
+def test_difference_heatmap_symmetric_and_hover_has_both_values():
+    n = len(DUP_LABELS)
+    full = causal_attention(n)
+    budget = np.where(full > 0.15, full, 0.0)
+    budget /= budget.sum(axis=1, keepdims=True)
+    fig = difference_heatmap(full, budget, DUP_LABELS, DUP_LABELS)
+    tr = fig.data[0]
+    assert tr.zmin == pytest.approx(-tr.zmax) and tr.zmid == 0
+    assert tr.zmax == pytest.approx(np.abs(budget - full).max(), rel=1e-5)
+    assert tr.colorscale[0][1] != tr.colorscale[-1][1]  # diverging
+    np.testing.assert_allclose(tr.z, budget - full, atol=1e-6)
+    np.testing.assert_allclose(tr.customdata[..., 0], full, atol=1e-6)
+    np.testing.assert_allclose(tr.customdata[..., 1], budget, atol=1e-6)
+    for word in ("full model", "with budget", "change", "%{customdata[0]", "%{customdata[1]", "%{z"):
+        assert word in tr.hovertemplate
+    assert "budget − full" in fig.layout.title.text
+    assert len(fig.layout.xaxis.tickvals) == n
+
+
+def test_difference_heatmap_zmax_and_512_size():
+    n = 512
+    full = causal_attention(n)
+    budget = causal_attention(n, seed=1)
+    fig = difference_heatmap(full, budget, zmax=0.5)
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-0.5, 0.5)
+    assert len(fig.to_json()) <= MB2
+    with pytest.raises(ValueError):
+        difference_heatmap(full, budget[:10])
+
+
+def test_keep_mask_heatmap_full_res_and_pooled():
+    n = 6
+    keep = np.tril(np.ones((n, n), bool))
+    keep[5, 2] = False
+    fig = keep_mask_heatmap(keep, causal=True)
+    names = [t.name for t in fig.data]
+    assert names == ["kept", "dropped"]
+    kept, dropped = fig.data
+    assert np.nansum(kept.z) == keep.sum()
+    assert np.isfinite(dropped.z).sum() == 1  # only (5, 2): future cells are blank, not "dropped"
+    assert "kept" in kept.hovertemplate and "dropped" in dropped.hovertemplate
+    big = np.random.default_rng(0).random((600, 600)) < 0.3
+    fig = keep_mask_heatmap(big, max_side=200)
+    assert fig.data[0].z.shape == (200, 200)
+    assert "1/3 resolution" in fig.layout.title.text
+    assert abs(float(np.nanmean(fig.data[0].z)) - big.mean()) < 1e-6

@@ -1,0 +1,48 @@
+"""changed_predictions_html: highlighting, tooltips, escaping."""
+
+import html
+import re
+
+import pytest
+from helpers_figures import NASTY
+
+from attnviz.figures import changed_predictions_html, legend_html
+
+
+def test_changed_tokens_highlighted_with_tooltip():
+    labels = ["The", " cat", " sat"]
+    out = changed_predictions_html(labels, [False, True, False], [" cat", " sat", " on"], [" cat", " ran", " on"])
+    spans = re.findall(r'<span class="(changed|same)" title="([^"]*)"[^>]*>(.*?)</span>', out)
+    assert [s[0] for s in spans] == ["same", "changed", "same"]
+    assert html.unescape(spans[1][1]) == "#1: full predicts ‘ sat’, budget predicts ‘ ran’"
+    assert html.unescape(spans[0][1]) == "#0: both predict ‘ cat’"
+    assert spans[1][2] == " cat"
+    assert "1</b> of 3 next-token predictions changed" in out
+
+
+def test_everything_escaped():
+    out = changed_predictions_html([NASTY, "x"], [True, False], [NASTY, "a"], ["'\"<i>", "a"])
+    assert NASTY not in out and "<i>" not in out
+    assert "&lt;b&gt;&amp;&quot;" in out
+    # the tooltip attribute cannot be broken out of
+    for attr in re.findall(r'title="([^"]*)"', out):
+        assert "<" not in attr and ">" not in attr
+    assert (
+        html.unescape(re.findall(r'title="([^"]*)"', out)[0]) == '#0: full predicts ‘<b>&"’, budget predicts ‘\'"<i>’'
+    )
+
+
+def test_newlines_and_single_line_output():
+    out = changed_predictions_html(["a\n\nb", ""], [False, False], ["x", "\n"], ["x", "\n"])
+    assert "\n" not in out  # one line: Markdown keeps it as one raw HTML block
+    assert "↵<br>↵<br>" in out
+    assert "both predict ‘↵’" in out
+    assert "∅" in out  # empty token stays visible
+
+
+def test_lengths_must_match_and_legend():
+    with pytest.raises(ValueError):
+        changed_predictions_html(["a"], [True, False], ["x"], ["y"])
+    assert "different next token" in legend_html()
+    out = changed_predictions_html(["a", "b"], [False, False], ["x", "y"], ["x", "y"], summary=False, sep=" ")
+    assert "predictions changed" not in out and "</span> <span" in out
