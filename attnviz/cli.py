@@ -107,12 +107,22 @@ def _read_text(args) -> str:
 
 
 def _progress(message: str) -> None:
+    """Progress goes to stderr (never into the JSON on stdout)."""
     print(message, file=sys.stderr, flush=True)
 
 
+def _quiet_libraries() -> None:
+    """transformers' own progress bars would break the one-line-error contract off a terminal."""
+    if not sys.stderr.isatty():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+
 def _table(result: dict) -> str:
-    head = f"{'budget':<22}{'density':>8}{'KL':>9}{'top1':>7}{'ppl':>9}{'mass':>7}{'attn GF':>9}{'total GF':>10}" \
-           f"{'KV MB':>8}{'sec':>7}"
+    head = f"{'budget':<22} {'density':>8} {'KL':>9} {'top1':>7} {'ppl':>10} {'mass':>7} {'attn GF':>9} " \
+           f"{'total GF':>10} {'KV MB':>8} {'sec':>7}"
     lines = [f"{result['model']}: {result['n_tokens']} tokens ({result['weights']})", head]
     for row in result["rows"]:
         q, c = row["quality"], row["compute"]
@@ -122,10 +132,11 @@ def _table(result: dict) -> str:
         def fmt(v, spec):
             return format(v, spec) if v is not None else "-".rjust(len(format(0.0, spec)))
 
-        lines.append(f"{row['policy'] + size:<22}{row['density']:>8.3f}{fmt(q['kl'], '9.4f')}{fmt(q['top1'], '7.3f')}"
-                     f"{fmt(q['ppl'], '9.2f')}{q['mass_kept']:>7.3f}{c['attn_flops'] / 1e9:>9.3f}"
-                     f"{c['total_flops'] / 1e9:>10.2f}"
-                     f"{fmt(None if c['kv_bytes'] is None else c['kv_bytes'] / 2**20, '8.2f')}{c['seconds']:>7.2f}")
+        kv_mb = None if c["kv_bytes"] is None else c["kv_bytes"] / 2**20
+        lines.append(" ".join([f"{row['policy'] + size:<22}", f"{row['density']:>8.3f}", fmt(q["kl"], "9.4f"),
+                               fmt(q["top1"], "7.3f"), fmt(q["ppl"], "10.2f"), f"{q['mass_kept']:>7.3f}",
+                               f"{c['attn_flops'] / 1e9:>9.3f}", f"{c['total_flops'] / 1e9:>10.2f}",
+                               fmt(kv_mb, "8.2f"), f"{c['seconds']:>7.2f}"]))
     if result.get("truncated_from"):
         lines.append(f"(text truncated from {result['truncated_from']} to {result['n_tokens']} tokens)")
     lines.append("FLOPs and KV MB are counted from formulas; sec is measured wall time of a masked simulation.")
@@ -137,22 +148,26 @@ def _sweep(args) -> int:
     if not text.strip():
         raise TextError("the text is empty: give some text to analyse")
     budgets = budgets_from_args(args.policy, args.keys, args.budget, args.sinks, args.seed)
-    from .measure import sweep
+    from .measure import encode_for, sweep
     from .models import load_model
 
-    _progress(f"loading model {args.model} ...")
+    _quiet_libraries()
+    if sys.stderr.isatty():  # on a terminal a person waits ~30 s on a first start: say why
+        print(f"loading model {args.model} ...", file=sys.stderr, flush=True)
     lm = load_model(args.model)
     for b in budgets:
         get_policy(b.policy).validate(b, lm.causal)
-    _progress(f"loaded in {lm.load_seconds:.1f} s: {lm.weights}")
+    encode_for(lm, text, args.max_tokens)  # a text the model cannot use fails here, before any progress line
+    # Everything that could be bad input has been checked: from here on progress goes to stderr.
+    _progress(f"model {lm.name} loaded in {lm.load_seconds:.1f} s: {lm.weights}")
 
     def progress(done: int, total: int) -> None:
         _progress(f"sweep: {done}/{total} budgets")
 
     result = sweep(lm, text, budgets, max_tokens=args.max_tokens, batch_size=args.batch_size, progress=progress)
     if result["truncated_from"]:
-        _progress(f"warning: text truncated from {result['truncated_from']} to {result['n_tokens']} tokens "
-                  f"(cap {min(args.max_tokens, lm.max_positions)})")
+        print(f"attnviz: warning: text truncated from {result['truncated_from']} to {result['n_tokens']} tokens "
+              f"(cap {min(args.max_tokens, lm.max_positions)})", file=sys.stderr)
     print(json.dumps(result) if args.json else _table(result))
     return 0
 

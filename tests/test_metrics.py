@@ -1,0 +1,131 @@
+"""Tests for :mod:`attnviz.metrics` on tensors small enough to check by hand.
+
+Every expected value is written out with ``math.log`` / ``math.exp`` from the
+probabilities themselves, never by calling the function under test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attnviz.metrics import causal_quality, encoder_quality, perplexity
+
+# Three positions, vocabulary of 3.  Rows are probability distributions.
+P_FULL = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
+P_BUDGET = [[0.25, 0.5, 0.25], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]
+TARGETS = [1, 2, 0]
+
+
+def _logp(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64).log()
+
+
+def _kl(p, q) -> float:
+    return sum(a * math.log(a / b) for a, b in zip(p, q, strict=True))
+
+
+def test_perplexity_of_uniform_distribution_is_vocab_size():
+    logp = _logp([[1 / 3] * 3] * 4)
+    assert perplexity(logp, torch.tensor([0, 1, 2, 0])) == pytest.approx(3.0, rel=1e-12)
+
+
+def test_perplexity_is_exp_of_mean_nll_of_the_targets():
+    # target probabilities: 0.25, 0.5, 0.6
+    expected = math.exp(-(math.log(0.25) + math.log(0.5) + math.log(0.6)) / 3)
+    assert perplexity(_logp(P_FULL), torch.tensor(TARGETS)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_perplexity_certain_prediction_is_one():
+    logp = _logp([[1.0, 1e-300, 1e-300]])
+    assert perplexity(logp, torch.tensor([0])) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_causal_quality_hand_computed():
+    q = causal_quality(_logp(P_FULL), _logp(P_BUDGET), torch.tensor(TARGETS))
+    kl0 = 0.5 * math.log(2) + 0.25 * math.log(0.5)  # = 0.25 * ln 2
+    kl1 = 0.2 * math.log(2) + 0.3 * math.log(1.5) + 0.5 * math.log(5 / 7)
+    assert kl0 == pytest.approx(_kl(P_FULL[0], P_BUDGET[0]))
+    assert q["kl"] == pytest.approx((kl0 + kl1 + 0.0) / 3, rel=1e-12)
+    # argmax full: 0, 2, 0; budget: 1, 2, 0
+    assert q["top1"] == pytest.approx(2 / 3)
+    # budget probabilities of the targets 1, 2, 0: 0.5, 0.7, 0.6
+    assert q["ppl"] == pytest.approx(math.exp(-(math.log(0.5) + math.log(0.7) + math.log(0.6)) / 3), rel=1e-12)
+    # full probabilities of the targets: 0.25, 0.5, 0.6
+    assert q["ppl_full"] == pytest.approx(math.exp(-(math.log(0.25) + math.log(0.5) + math.log(0.6)) / 3),
+                                          rel=1e-12)
+
+
+def test_causal_quality_kl_direction_is_full_to_budget():
+    """KL(p_full || p_budget), not the reverse (the two differ on this example)."""
+    q = causal_quality(_logp(P_FULL[:2]), _logp(P_BUDGET[:2]), torch.tensor(TARGETS[:2]))
+    forward = (_kl(P_FULL[0], P_BUDGET[0]) + _kl(P_FULL[1], P_BUDGET[1])) / 2
+    reverse = (_kl(P_BUDGET[0], P_FULL[0]) + _kl(P_BUDGET[1], P_FULL[1])) / 2
+    assert abs(forward - reverse) > 1e-3
+    assert q["kl"] == pytest.approx(forward, rel=1e-12)
+
+
+def test_causal_quality_identical_inputs():
+    lp = _logp(P_FULL)
+    q = causal_quality(lp, lp.clone(), torch.tensor(TARGETS))
+    assert q["kl"] == 0.0
+    assert q["top1"] == 1.0
+    assert q["ppl"] == pytest.approx(q["ppl_full"], rel=1e-15)
+
+
+def test_causal_quality_shared_prefix_counts_as_identical():
+    """Position 0 is shared: KL 0, agreeing, and its NLL taken from the full run."""
+    q = causal_quality(_logp(P_FULL), _logp(P_BUDGET[1:]), torch.tensor(TARGETS), shared_prefix=1)
+    kl1 = _kl(P_FULL[1], P_BUDGET[1])
+    assert q["kl"] == pytest.approx(kl1 / 3, rel=1e-12)  # averaged over all 3 positions
+    assert q["top1"] == 1.0  # position 0 shared; positions 1, 2 agree
+    # position 0 from the full run (0.25), then budget 0.7, 0.6
+    assert q["ppl"] == pytest.approx(math.exp(-(math.log(0.25) + math.log(0.7) + math.log(0.6)) / 3), rel=1e-12)
+    assert q["ppl_full"] == pytest.approx(math.exp(-(math.log(0.25) + math.log(0.5) + math.log(0.6)) / 3),
+                                          rel=1e-12)
+
+
+def test_causal_quality_shared_prefix_disagreement_after_prefix():
+    # budget rows for positions 1, 2 chosen so that position 2 disagrees (argmax 1 instead of 0)
+    budget = [[0.1, 0.2, 0.7], [0.2, 0.7, 0.1]]
+    q = causal_quality(_logp(P_FULL), _logp(budget), torch.tensor(TARGETS), shared_prefix=1)
+    assert q["top1"] == pytest.approx(2 / 3)
+    assert q["kl"] == pytest.approx((_kl(P_FULL[1], budget[0]) + _kl(P_FULL[2], budget[1])) / 3, rel=1e-12)
+    assert q["ppl"] == pytest.approx(math.exp(-(math.log(0.25) + math.log(0.7) + math.log(0.2)) / 3), rel=1e-12)
+
+
+def test_causal_quality_whole_text_shared():
+    lp = _logp(P_FULL)
+    q = causal_quality(lp, lp[3:], torch.tensor(TARGETS), shared_prefix=3)
+    assert q["kl"] == 0.0
+    assert q["top1"] == 1.0
+    assert q["ppl"] == pytest.approx(math.exp(-(math.log(0.25) + math.log(0.5) + math.log(0.6)) / 3), rel=1e-12)
+    assert q["ppl"] == pytest.approx(q["ppl_full"], rel=1e-15)
+
+
+def test_encoder_quality_hand_computed():
+    full = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    budget = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    q = encoder_quality(full, budget)
+    # means: (0.5, 0.5) vs (1, 0): cos = 0.5 / (sqrt(0.5) * 1)
+    assert q["cos_embedding"] == pytest.approx(0.5 / math.sqrt(0.5), rel=1e-6)
+    # per token: cos 1 and cos 0
+    assert q["cos_tokens"] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_encoder_quality_mean_pool_differs_from_token_mean():
+    """Mean pooling first: opposite token errors cancel in the embedding but not per token."""
+    full = torch.tensor([[1.0, 1.0], [1.0, -1.0]])
+    budget = torch.tensor([[1.0, -1.0], [1.0, 1.0]])  # rows swapped: each token orthogonal to its reference
+    q = encoder_quality(full, budget)
+    assert q["cos_embedding"] == pytest.approx(1.0, abs=1e-6)
+    assert q["cos_tokens"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_encoder_quality_is_scale_invariant_and_one_for_identical():
+    h = torch.tensor([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5], [-0.7, 0.1, 0.4]])
+    q = encoder_quality(h, 3.0 * h)
+    assert q["cos_embedding"] == pytest.approx(1.0, abs=1e-6)
+    assert q["cos_tokens"] == pytest.approx(1.0, abs=1e-6)
