@@ -119,8 +119,25 @@ def _on_text() -> None:
     set_value("example", match)
 
 
+def ensure_app_navigation() -> None:
+    """Hand a page opened in Streamlit's legacy folder mode over to ``app.py``'s ``st.navigation``.
+
+    With a ``pages/`` folder next to the entry point, a freshly started server
+    runs the first request in the legacy multipage mode until some session has
+    executed ``st.navigation``: a shared link such as ``/budget`` opened first
+    would show file names in the sidebar and a narrow layout.  Leaving legacy
+    mode and rerunning lets ``app.py`` route the same URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def shared_controls(causal_only: bool = False) -> Controls:
     """Draw the sidebar controls (every page calls this first) and return their values."""
+    ensure_app_navigation()
     persistent("model", "smollm2", url="model")
     if st.session_state["model"] not in MODEL_LABELS:  # a hub id arrived through the URL
         set_value("hub_id", st.session_state["model"])
