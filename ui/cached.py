@@ -54,3 +54,76 @@ def get_row(model: str, text: str, max_tokens: int, policy: str, keys: int | Non
     ref = get_analysis(model, text, max_tokens, layer).ref
     budget = Budget(policy, keys=keys, ratio=ratio, sinks=sinks, seed=seed)
     return budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
+
+
+ALL_LAYERS_BYTES = 64 * 2**20  # capture every layer in one pass when all weights fit in this (float16)
+
+
+class _Captured(Exception):
+    """Raised by an observer to end a forward once the last wanted layer is captured."""
+
+
+def _weights_pass(lm, encoded, layers: list[int] | None) -> dict:
+    """Float16 ``(q_heads, n, n)`` weights of ``layers`` (None: all) from one forward of the trunk only.
+
+    Unlike :func:`reference_pass` it skips the output layer (at 1024 tokens its log-probabilities
+    alone are 200 MB) and keeps no KV cache, and it stops right after the last wanted layer.
+    """
+    from attnviz.budget_context import BudgetRun
+    from attnviz.trunk import run_trunk
+
+    last = None if layers is None else max(layers)
+
+    def stop_after_last(layer, _weights, _keep) -> None:
+        if layer == last:
+            raise _Captured
+
+    run = BudgetRun([Budget("full")], causal=lm.causal, capture="all" if layers is None else layers,
+                    observers=[stop_after_last] if last is not None else [])
+    try:
+        run_trunk(lm.model, encoded.ids, run)
+    except _Captured:
+        pass
+    return {layer: w[0] for layer, w in run.weights.items()}
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def get_all_layer_weights(model: str, text: str, max_tokens: int) -> dict:
+    """Every layer's float16 ``(q_heads, n, n)`` weights from ONE pass (only for short texts: see below)."""
+    lm = get_model(model)
+    return _weights_pass(lm, encode_for(lm, text, max_tokens), None)
+
+
+def fits_all_layers(model: str, text: str, max_tokens: int) -> bool:
+    """Whether all layers' weights of this text fit in ``ALL_LAYERS_BYTES`` (smollm2: ~340 tokens; minilm: 512)."""
+    from attnviz.compute import model_shape
+
+    lm = get_model(model)
+    n = encode_for(lm, text, max_tokens).n_tokens
+    shape = model_shape(lm.model)
+    return shape.layers * shape.q_heads * n * n * 2 <= ALL_LAYERS_BYTES
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def get_layer_weights(model: str, text: str, max_tokens: int, layer: int):
+    """Full-resolution float16 ``(q_heads, n, n)`` attention of one layer (a torch tensor; do not mutate).
+
+    Short texts: taken from one pass capturing every layer (so flipping through layers is instant);
+    long ones: one pass up to ``layer`` capturing only it (at 1024 tokens 19 MB per entry instead of
+    566 MB for all layers).
+    """
+    if fits_all_layers(model, text, max_tokens):
+        return get_all_layer_weights(model, text, max_tokens)[layer]
+    lm = get_model(model)
+    return _weights_pass(lm, encode_for(lm, text, max_tokens), [layer])[layer]
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def get_rollout(model: str, text: str, max_tokens: int, through_layer: int):
+    """Attention rollout ``(n, n)`` float32 over layers ``0..through_layer`` of the head-mean maps."""
+    import numpy as np
+
+    from attnviz.aggregate import rollout
+
+    summary = get_analysis(model, text, max_tokens, None, True).summary
+    return rollout([summary.head_mean[layer] for layer in range(through_layer + 1)], dtype=np.float32)

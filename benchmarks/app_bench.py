@@ -1,0 +1,222 @@
+"""App benchmark, measured in a real browser (not a timed test): ``python benchmarks/app_bench.py``.
+
+Starts ``streamlit run app.py``, drives Debian's Chromium with Playwright, and prints, each as the median of
+several tries and beside one eager forward of the same text measured in this process (so the ratio holds on a
+noisy machine):
+
+* slider move -> updated metrics and heatmap on the start page, at 128 and 512 tokens;
+* a reload with the model cached, until the start page shows its numbers;
+* a 6-policy x 8-budget frontier sweep at 128 tokens;
+* the JSON size of the heatmap figures for 512 tokens;
+* the server's peak resident memory at 512 and at 1024 tokens.
+
+Needs /usr/bin/chromium (apt-get install chromium) and the playwright package (requirements-dev.txt).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {"slider@128": (1.0, 2.5), "slider@512": (3.0, 2.0), "reload": (3.0, None), "frontier@128": (20.0, None)}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("streamlit did not start")
+
+
+def peak_rss_gb(pid: int) -> float:
+    """Peak resident set (VmHWM) of the server process, in GB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def metrics(page) -> list[str]:
+    return page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all_inner_texts()
+
+
+def wait_idle(page, timeout: float = 600) -> float:
+    """Poll until no script run is shown as running; returns the time it was first seen idle."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if not page.locator('[data-testid="stStatusWidget"]').count():
+            return time.perf_counter()
+        page.wait_for_timeout(25)
+    raise TimeoutError("page still running")
+
+
+def wait_start_page(page, timeout: float = 900) -> None:
+    page.locator('[data-testid="stMetricValue"]').nth(1).wait_for(state="visible", timeout=timeout * 1000)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(state="attached", timeout=timeout * 1000)
+    wait_idle(page, timeout)
+    page.wait_for_timeout(1500)
+    wait_idle(page, timeout)
+
+
+def slider_move_seconds(page, tries: int) -> list[float]:
+    """Press an arrow key on the start page's slider; time until the numbers changed and the run ended."""
+    slider = page.get_by_role("slider", name="Links each word may keep (K)")
+    times = []
+    for i in range(tries):
+        before = metrics(page)
+        slider.focus()
+        t0 = time.perf_counter()
+        slider.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        while metrics(page) == before or len(metrics(page)) != len(before):
+            page.wait_for_timeout(20)
+            if time.perf_counter() - t0 > 120:
+                raise TimeoutError("metrics did not change")
+        done = wait_idle(page)
+        times.append(done - t0)
+        page.wait_for_timeout(300)
+    return times
+
+
+def eager_forward_seconds(n_tokens: int, tries: int = 5) -> float:
+    import torch
+
+    from attnviz.bench import bench_text
+    from attnviz.measure import encode_for
+    from attnviz.models import load_model
+
+    lm = load_model("smollm2", attn_implementation="eager")
+    ids = encode_for(lm, bench_text(), n_tokens).ids
+    times = []
+    with torch.inference_mode():
+        lm.model(ids, output_attentions=True)
+        for _ in range(tries):
+            t0 = time.perf_counter()
+            lm.model(ids, output_attentions=True)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def heatmap_json_mb(n_tokens: int) -> dict[str, float]:
+    import numpy as np
+
+    from attnviz.figures import attention_heatmap, difference_heatmap, head_grid
+
+    rng = np.random.default_rng(0)
+    w = np.tril(rng.random((n_tokens, n_tokens))).astype(np.float32)
+    w /= w.sum(1, keepdims=True)
+    labels = [f"tok{i}" for i in range(n_tokens)]
+    thumbs = rng.random((30, 9, 32, 32)).astype(np.float32)
+    figs = {"attention_heatmap": attention_heatmap(w, labels, labels),
+            "difference_heatmap": difference_heatmap(w, w[::-1, ::-1].copy(), labels, labels),
+            "head_grid (30x9)": head_grid(thumbs)}
+    return {name: len(fig.to_json()) / 2**20 for name, fig in figs.items()}
+
+
+def main() -> int:
+    from playwright.sync_api import sync_playwright
+
+    tries = int(os.environ.get("ATTNVIZ_BENCH_TRIES", "5"))
+    rows = []
+
+    def report(name: str, seconds: float, forward: float | None, limits) -> None:
+        limit_s, limit_fwd = limits if limits else (None, None)
+        ratio = None if forward is None else seconds / forward
+        ok = (limit_s is None or seconds <= limit_s) and (limit_fwd is None or ratio <= limit_fwd)
+        rows.append({"figure": name, "seconds": round(seconds, 3), "forwards": None if ratio is None else
+                     round(ratio, 2), "target_s": limit_s, "target_forwards": limit_fwd, "ok": ok})
+        extra = "" if ratio is None else f" = {ratio:.2f} eager forwards"
+        print(f"{name:<28} {seconds:7.2f} s{extra}   target <= {limit_s} s"
+              f"{'' if limit_fwd is None else f' and <= {limit_fwd} forwards'}  {'OK' if ok else 'OVER'}", flush=True)
+
+    for name, mb in heatmap_json_mb(512).items():
+        print(f"{name + ' @512 JSON':<28} {mb:7.2f} MB   target <= 2 MB  {'OK' if mb <= 2 else 'OVER'}", flush=True)
+        rows.append({"figure": f"{name} JSON @512", "mb": round(mb, 3), "ok": mb <= 2})
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for n in (128, 512):
+            proc, url = start_server()
+            try:
+                page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+                page.goto(f"{url}/?ex=long&cap={n}")
+                wait_start_page(page)
+                moves = slider_move_seconds(page, tries)
+                forward = eager_forward_seconds(n)
+                report(f"slider move @{n}", statistics.median(moves), forward, TARGETS[f"slider@{n}"])
+                if n == 128:
+                    reloads = []
+                    for _ in range(tries):
+                        t0 = time.perf_counter()
+                        page.reload()
+                        wait_start_page(page)
+                        reloads.append(time.perf_counter() - t0 - 1.5)  # minus wait_start_page's settling pause
+                    report("reload, model cached", statistics.median(reloads), None, TARGETS["reload"])
+                    t0 = time.perf_counter()
+                    page.goto(f"{url}/frontier?ex=long&cap=128")
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for(state="visible", timeout=600_000)
+                    report("frontier 6x8 @128", time.perf_counter() - t0, None, TARGETS["frontier@128"])
+                else:
+                    for path in ("explore", "budget"):
+                        page.goto(f"{url}/{path}?ex=long&cap=512")
+                        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(state="visible",
+                                                                                    timeout=600_000)
+                        wait_idle(page)
+                rss = peak_rss_gb(proc.pid)
+                limit = 1.5 if n == 512 else None
+                ok = limit is None or rss <= limit
+                print(f"{'server peak RSS @' + str(n):<28} {rss:7.2f} GB"
+                      f"{'' if limit is None else f'   target <= {limit} GB  ' + ('OK' if ok else 'OVER')}", flush=True)
+                rows.append({"figure": f"server peak RSS @{n}", "gb": round(rss, 3), "ok": ok})
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        proc, url = start_server()
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            for path in ("", "explore", "budget"):
+                page.goto(f"{url}/{path}?ex=long&cap=1024")
+                page.locator('[data-testid="stPlotlyChart"]').first.wait_for(state="visible", timeout=900_000)
+                wait_idle(page, 900)
+            rss = peak_rss_gb(proc.pid)
+            ok = rss <= 2.5
+            print(f"{'server peak RSS @1024':<28} {rss:7.2f} GB   target <= 2.5 GB  {'OK' if ok else 'OVER'}")
+            rows.append({"figure": "server peak RSS @1024", "gb": round(rss, 3), "ok": ok})
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        browser.close()
+    print(json.dumps({"machine": f"{os.cpu_count()} CPU cores", "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

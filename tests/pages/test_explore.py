@@ -1,0 +1,149 @@
+"""Explore page, run headless with Streamlit's AppTest on the bundled models (short texts keep reruns fast)."""
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TEXT = "The cat sat on the mat because it was tired."  # 11 SmolLM2 tokens
+VIEWS = {
+    "head": "🔎 One head",
+    "lines": "🧵 Token lines",
+    "layer": "🧩 Heads of a layer",
+    "model": "🗺️ All layers",
+    "combine": "➕ Combine heads and layers",
+    "stats": "📊 Head statistics",
+}
+
+
+def open_page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"text": TEXT, **{k: str(v) for k, v in params.items()}})
+    return at.switch_page("pages/explore.py").run()
+
+
+def show(at: AppTest, view: str) -> AppTest:
+    """Open a tab (what a click does: the page keeps the choice under its kept key)."""
+    at.session_state["_keep_explore_view"] = VIEWS[view]
+    return at.run()
+
+
+def titles(at: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+def test_default_view_shows_one_head_with_its_controls():
+    at = open_page()
+    assert not at.exception
+    assert not at.error
+    assert at.title[0].value == "Explore attention"
+    assert at.slider(key="explore_layer").value == 15
+    assert at.slider(key="explore_head").value == 3
+    assert at.toggle(key="explore_cap").value is True
+    assert [t.label for t in at.tabs] == list(VIEWS.values())
+    assert "11 tokens" in at.caption[0].value and "SmolLM2" in at.caption[0].value  # which weights ran
+    assert titles(at) == ["Layer 15, head 3: who looks at whom"]
+
+
+def test_changing_layer_and_head_changes_the_heatmap_and_the_url():
+    at = open_page()
+    at.slider(key="explore_layer").set_value(2).run()
+    assert not at.exception
+    assert titles(at) == ["Layer 2, head 3: who looks at whom"]
+    before = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["z"]
+    at.slider(key="explore_head").set_value(7).run()
+    assert titles(at) == ["Layer 2, head 7: who looks at whom"]
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["z"] != before
+    assert at.query_params["explore_layer"] == "2" and at.query_params["explore_head"] == "7"
+    at.toggle(key="explore_cap").set_value(False).run()
+    assert at.query_params["explore_cap"] == "0"
+    linked = open_page(explore_layer=2, explore_head=7, explore_cap=0)
+    assert linked.slider(key="explore_layer").value == 2 and linked.toggle(key="explore_cap").value is False
+    assert titles(linked) == titles(at)
+
+
+def test_every_view_draws_without_errors():
+    at = open_page()
+    for view in VIEWS:
+        show(at, view)
+        assert not at.exception, view
+        assert not at.error, view
+        assert titles(at), view
+    assert at.query_params["explore_view"] == "stats"
+
+
+def test_token_lines_follow_the_selected_tokens_and_round_trip():
+    at = show(open_page(), "lines")
+    tokens = at.multiselect(key="explore_tokens")
+    assert tokens.value == [9]  # the last word, "tired"
+    assert "where the selected tokens look" in titles(at)[0]
+    at.multiselect(key="explore_tokens").set_value([2, 5]).run()
+    assert not at.exception
+    assert at.query_params["explore_tokens"] == "2,5"
+    linked = open_page(explore_view="lines", explore_tokens="2,5,999")  # 999: past the end, dropped
+    assert not linked.exception
+    assert linked.multiselect(key="explore_tokens").value == [2, 5]
+
+
+def test_long_texts_show_a_window_of_token_lines():
+    long_text = " ".join(["the cat sat on the mat"] * 40)  # 240 tokens
+    at = open_page(text=long_text, explore_view="lines", explore_tokens="200")
+    assert not at.exception
+    assert "tokens #101–#200 of 240" in titles(at)[0]
+    assert any("only 100 stay readable" in i.value for i in at.info)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "#200" in spec["layout"]["yaxis"]["ticktext"]  # positions in the whole text, not in the window
+
+
+def test_combine_views_mean_max_and_rollout():
+    at = show(open_page(), "combine")
+    assert titles(at) == ["Layer 15: mean of its 9 heads"]
+    at.radio(key="explore_agg").set_value("max").run()
+    assert titles(at) == ["Layer 15: max over its 9 heads"]
+    at.radio(key="explore_agg").set_value("rollout").run()
+    assert not at.exception
+    assert titles(at) == ["Attention rollout through layers 1–15"]
+    assert at.query_params["explore_agg"] == "rollout"
+
+
+def test_head_statistics_table_is_sortable_data():
+    at = show(open_page(), "stats")
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["layer", "head", "entropy", "first token", "top-3 mass"]
+    assert len(table) == 30 * 9
+    assert table.iloc[0][["layer", "head"]].tolist() == [1, 1]
+    assert table["first token"].between(0, 1).all() and (table["entropy"] >= 0).all()
+    at.radio(key="explore_stat").set_value("top3_mass").run()
+    assert titles(at)[0].startswith("Mass in the top 3 keys")
+
+
+def test_heads_of_a_layer_table_follows_the_layer():
+    at = show(open_page(), "layer")
+    assert len(at.dataframe[0].value) == 9
+    first = at.dataframe[0].value.iloc[0].tolist()
+    at.slider(key="explore_layer").set_value(1).run()
+    assert not at.exception
+    assert at.dataframe[0].value.iloc[0].tolist() != first
+    assert titles(at)[0].startswith("Layer 1: every head's attention map")
+
+
+def test_minilm_encoder_works():
+    at = open_page()
+    at.selectbox(key="model").set_value("minilm").run()
+    assert not at.exception
+    assert not at.error
+    assert "MiniLM" in at.caption[0].value
+    assert at.slider(key="explore_layer").value == 6  # 15 clamped to MiniLM's 6 layers
+    assert titles(at) == ["Layer 6, head 3: who looks at whom"]
+    show(at, "model")
+    assert not at.exception
+    assert "All 72 heads" in titles(at)[0]
+
+
+def test_empty_text_shows_an_error_not_a_traceback():
+    at = open_page()
+    at.text_area(key="text").set_value("").run()
+    assert not at.exception
+    assert at.error
+    assert at.title[0].value == "Explore attention"  # the rest of the page still renders
