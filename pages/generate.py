@@ -8,7 +8,7 @@ import streamlit as st
 from attnviz.budget import Budget
 from attnviz.generate import first_divergence, generate
 from attnviz.policies import POLICIES
-from attnviz.tokens import token_labels
+from attnviz.tokens import describe_tokens
 from ui.cached import get_model
 from ui.show import attempt, si
 from ui.state import page_param, remember, shared_controls, sync_url
@@ -63,7 +63,8 @@ def render(tokens: list[str], diverge: int | None, color: str) -> str:
     for i, t in enumerate(tokens):
         style = f"background:{color};border-radius:3px;outline:2px solid #c0392b" if i == diverge else ""
         spans.append(f'<span style="{style}">{html.escape(t)}</span>')
-    return "<div style='font-size:1.05rem;line-height:1.8;white-space:pre-wrap'>" + "".join(spans) + "</div>"
+    return ("<div style='font-size:1.05rem;line-height:1.8;white-space:pre-wrap;overflow-wrap:anywhere'>"
+            + "".join(spans).strip() + "</div>")
 
 
 with st.spinner("Generating with full attention and with the budget…"):
@@ -80,7 +81,8 @@ if full and budgeted:
     left, right = st.columns(2)
     for col, gen, title in ((left, full, "Full attention"), (right, budgeted, budgeted.budget.label)):
         col.markdown(f"##### {title}")
-        col.html(render(token_labels(tok, gen.new_ids), diverge, "#fde2e2"))
+        pieces = [info.text for info in describe_tokens(tok, gen.new_ids)]  # real text, so it wraps
+        col.html(render(pieces, diverge, "#fde2e2"))
         col.metric("KV cache when the last token was predicted", si(gen.kv_bytes[-1], "B"),
                    help="Counted: cached keys × 2 (keys and values) × head size × 4 bytes, over layers and KV heads.")
         col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "
@@ -92,4 +94,5 @@ if full and budgeted:
     steps = max(len(full.kv_bytes), len(budgeted.kv_bytes))
     series = {name: np.array(g.kv_bytes + [np.nan] * (steps - len(g.kv_bytes)), dtype=float)
               for name, g in (("full attention", full), (budgeted.budget.label, budgeted))}
-    st.line_chart(series, x_label="new token", y_label="KV cache bytes (counted)")
+    series = {name: values / 2**20 for name, values in series.items()}
+    st.line_chart(series, x_label="new token", y_label="KV cache, MiB (counted)")

@@ -144,7 +144,12 @@ def shared_controls(causal_only: bool = False) -> Controls:
         set_value("model", CUSTOM)
         persistent("model", CUSTOM)
     persistent("hub_id", "gpt2", url=None)
-    persistent("example", DEFAULT_EXAMPLE, url="ex")
+    url_text = st.query_params.get("text")
+    if url_text is not None and "ex" not in st.query_params:  # a link carrying its own text
+        default_example = next((k for k, (_, t) in EXAMPLES.items() if t == url_text), CUSTOM)
+    else:
+        default_example = DEFAULT_EXAMPLE
+    persistent("example", default_example, url="ex")
     default_text = EXAMPLES.get(st.session_state["example"], EXAMPLES[DEFAULT_EXAMPLE])[1]
     persistent("text", default_text, url="text")
     persistent("max_tokens", 256, url="cap", cast=int)

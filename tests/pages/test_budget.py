@@ -1,0 +1,122 @@
+"""'Spend a budget' page, run headless with Streamlit's AppTest on the bundled models."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from attnviz.policies import POLICIES
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+POLICY_NAMES = [p for p in POLICIES if p != "full"]
+TEXT = "The cat sat on the mat because it was tired."  # 11 tokens: keeps every rerun fast
+
+
+def open_page(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({"text": TEXT, **{k: str(v) for k, v in params.items()}})
+    return at.switch_page("pages/budget.py").run()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_budget_page_draws_its_widgets_and_numbers():
+    at = open_page()
+    assert not at.exception
+    assert not at.error
+    assert at.title[0].value == "Spend an attention budget"
+    assert at.selectbox(key="policy").value == "topk"
+    assert [o.split(":")[0] for o in at.selectbox(key="policy").options] == POLICY_NAMES
+    assert at.radio(key="mode").value == "keys"
+    assert at.slider(key="k").value == 11  # K=16 by default, clamped to the text's 11 tokens
+    assert at.number_input(key="layer").value == 14  # numbered from 1, as on the other pages
+    assert at.number_input(key="head").value == 9
+    shown = metrics(at)
+    for label in ("KL divergence (nats)", "Top-1 agreement", "Perplexity", "Attention mass kept", "Density",
+                  "Attention FLOPs", "Whole-model FLOPs", "KV cache at the end", "Time (measured)"):
+        assert label in shown
+    assert shown["Density"] == "100.0%"  # K = n keeps every pair
+    assert len(at.get("plotly_chart")) == 3  # full, budget, difference
+    assert at.get("download_button")
+
+
+def test_moving_the_budget_slider_changes_the_numbers():
+    at = open_page()
+    before = metrics(at)
+    at.slider(key="k").set_value(2).run()
+    assert not at.exception
+    after = metrics(at)
+    assert after["Density"] != before["Density"]
+    assert after["KL divergence (nats)"] != before["KL divergence (nats)"]
+    assert float(after["KL divergence (nats)"]) > 0
+    assert at.query_params["k"] == "2"
+    assert any("prediction changed" in m.value for m in at.markdown)
+
+
+def test_every_policy_runs():
+    at = open_page(k=4)
+    for policy in POLICY_NAMES:
+        at.selectbox(key="policy").set_value(policy).run()
+        assert not at.exception, policy
+        assert at.selectbox(key="policy").value == policy
+        assert not at.error, (policy, [e.value for e in at.error])
+        assert "Density" in metrics(at), policy
+        if policy == "sink_window":
+            assert at.number_input(key="sinks").value == 4
+        if policy == "random":
+            assert at.number_input(key="seed").value == 0
+        if policy == "topp":  # a share of attention mass, never a key count
+            assert at.radio(key="mode").value == "ratio"
+            assert at.radio(key="mode").disabled
+
+
+def test_url_reproduces_the_view():
+    at = open_page(policy="window", k=3, layer=2, head=1)
+    assert not at.exception
+    assert at.selectbox(key="policy").value == "window"
+    assert at.slider(key="k").value == 3
+    assert at.number_input(key="layer").value == 2
+    assert at.number_input(key="head").value == 1
+    assert any("layer 2, head 1" in str(c.proto) for c in at.get("plotly_chart"))
+    moved = open_page()
+    moved.selectbox(key="policy").set_value("window").run()
+    moved.slider(key="k").set_value(3).run()
+    assert metrics(at)["Density"] == metrics(moved)["Density"]
+    assert metrics(at)["KL divergence (nats)"] == metrics(moved)["KL divergence (nats)"]
+
+
+def test_empty_text_shows_an_error_not_a_traceback():
+    at = open_page()
+    at.text_area(key="text").set_value("").run()
+    assert not at.exception
+    assert any("empty" in e.value for e in at.error)
+    assert not at.metric
+
+
+@pytest.mark.parametrize("how", ["url", "widgets"])
+def test_a_causal_only_policy_on_an_encoder_says_why(how):
+    if how == "url":
+        at = open_page(model="minilm", policy="h2o")
+    else:
+        at = open_page()
+        at.selectbox(key="model").set_value("minilm").run()
+        at.selectbox(key="policy").set_value("h2o").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Running the budget: policy 'h2o' needs a causal (left-to-right) model: it simulates a KV cache that grows "
+        "token by token, which an encoder does not have"
+    ]
+    assert not at.metric
+
+
+def test_minilm_shows_encoder_metrics():
+    at = open_page(model="minilm", k=4)
+    assert not at.exception
+    assert not at.error
+    shown = metrics(at)
+    assert "Sentence-embedding cosine" in shown
+    assert "KL divergence (nats)" not in shown
+    assert shown["KV cache"] == "none"
+    assert at.number_input(key="layer").value == 6  # the default layer 14 clamped to MiniLM's 6 layers

@@ -1,0 +1,87 @@
+"""The app as a whole: app.py's navigation, its default page, and the shared sidebar controls across pages."""
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+TEXT = "The cat sat on the mat because it was tired."
+PAGES = {  # url path -> title; the default page lives at "/"
+    "": "Attention in one minute",
+    "explore": "Explore attention",
+    "budget": "Spend a budget",
+    "frontier": "Quality vs compute",
+    "generate": "Generate text",
+    "inside": "Inside one attention head",
+    "methods": "Methods and formulas",
+}
+
+
+def test_navigation_lists_all_seven_pages(monkeypatch):
+    seen = []
+    real = st.navigation
+
+    def spy(pages, *args, **kwargs):
+        seen.append(list(pages))
+        return real(pages, *args, **kwargs)
+
+    monkeypatch.setattr(st, "navigation", spy)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["text"] = TEXT
+    at.run()
+    assert seen, "app.py did not call st.navigation"
+    pages = seen[-1]
+    assert {p.url_path: p.title for p in pages} == PAGES
+    assert [p.url_path for p in pages if p._default] == [""]
+    for p in pages:
+        assert (ROOT / "pages" / f"{p.url_path or 'start'}.py").is_file()
+
+
+def test_app_runs_the_start_page_by_default():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["text"] = TEXT
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert at.title[0].value == "Attention in one minute"
+    assert [m.label for m in at.metric] == ["Quality kept", "Attention compute saved"]
+
+
+def test_shared_controls_follow_the_user_across_pages():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page("pages/methods.py").run()  # a page without a model: quick
+    at.text_area(key="text").set_value(TEXT).run()
+    at.slider(key="max_tokens").set_value(128).run()
+    assert at.selectbox(key="example").value == "custom"
+    at.switch_page("pages/start.py").run()
+    assert not at.exception
+    assert at.text_area(key="text").value == TEXT
+    assert at.slider(key="max_tokens").value == 128
+    assert at.selectbox(key="example").value == "custom"
+    assert "11 tokens" in at.caption[0].value
+    assert at.query_params["text"] == TEXT
+    assert at.query_params["cap"] == "128"
+
+
+def test_a_link_with_your_own_text_reproduces_it():
+    """Open the URL a user copies after typing their own text: the text, and the link itself, must survive."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["text"] = TEXT
+    at.switch_page("pages/methods.py").run()
+    assert at.text_area(key="text").value == TEXT
+    assert at.selectbox(key="example").value == "custom", "the sidebar claims an example that is not the text"
+    assert at.query_params.get("text") == TEXT, "the text was dropped from the URL: the link no longer reproduces"
+    at.run()
+    assert at.text_area(key="text").value == TEXT
+
+
+def test_a_link_to_an_example_reproduces_it():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["ex"] = "recipe"
+    at.switch_page("pages/methods.py").run()
+    assert at.selectbox(key="example").value == "recipe"
+    assert at.text_area(key="text").value.startswith("To make pancakes")
+    assert at.query_params["ex"] == "recipe"
+    assert "text" not in at.query_params
