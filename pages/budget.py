@@ -136,8 +136,9 @@ if analysis is not None:
                     delta=pct(c["total_flops"] / c["total_flops_full"] - 1, 2), delta_color="inverse",
                     help="Attention plus 2 × linear parameters per token.")
         if c["kv_bytes"] is not None:
-            m[3].metric("KV cache at the end", si(c["kv_bytes"], "B"),
-                        delta=pct(c["kv_bytes"] / c["kv_bytes_full"] - 1), delta_color="inverse",
+            kv_change = c["kv_bytes"] / c["kv_bytes_full"] - 1
+            m[3].metric("KV cache at the end", si(c["kv_bytes"], "B"), delta=pct(kv_change) if kv_change else None,
+                        delta_color="inverse",
                         help="Only policies that never need a dropped key again (window, sink_window, h2o) save it.")
         else:
             m[3].metric("KV cache", "none", help="Encoders have no KV cache.")

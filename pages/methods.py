@@ -27,7 +27,7 @@ keeps min(K, |Aᵢ|) keys, where Aᵢ are the keys it may see) or a **ratio R** 
 
 st.markdown("### Policies")
 SOURCES = {
-    "full": "The model as trained.",
+    "full": "",
     "topk": "Top-k attention: [Gupta et al., 2021](https://arxiv.org/abs/2106.06899). An *oracle*: it must compute "
             "every score before choosing, so it saves mixing work but not scoring work or memory.",
     "topp": "Nucleus (top-p) selection ([Holtzman et al., 2020](https://arxiv.org/abs/1904.09751)) applied to "
