@@ -28,7 +28,8 @@ from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
 from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk
 
-__all__ = ["Reference", "Row", "reference_pass", "budget_pass", "sweep", "encode_for", "default_batch_size"]
+__all__ = ["Reference", "Row", "attention_weights", "reference_pass", "budget_pass", "sweep", "encode_for",
+           "default_batch_size"]
 
 Capture = str | Iterable[int] | None
 
@@ -119,6 +120,32 @@ def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Seq
     return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None if lm.causal else hidden[0],
                      stats=run.stats[0], seconds=seconds, shape=model_shape(lm.model),
                      dense_params=linear_params(lm.model), weights=weights, kv=kv)
+
+
+class _LastLayerDone(Exception):
+    """Raised by an observer to end a forward once the last wanted layer is captured."""
+
+
+def attention_weights(lm, encoded: Encoded, layers: Sequence[int] | None) -> dict[int, torch.Tensor]:
+    """Float16 ``(q_heads, n, n)`` full-attention weights of ``layers`` (None: every layer).
+
+    Lighter than :func:`reference_pass` for pictures: one trunk forward, no output
+    layer (its log-probabilities alone are 200 MB at 1024 tokens), no KV cache,
+    and it stops right after the last wanted layer.
+    """
+    last = None if layers is None else max(layers)
+
+    def stop_after_last(layer, _weights, _keep) -> None:
+        if layer == last:
+            raise _LastLayerDone
+
+    run = BudgetRun([Budget("full")], causal=lm.causal, capture="all" if layers is None else layers,
+                    observers=[stop_after_last] if last is not None else [])
+    try:
+        run_trunk(lm.model, encoded.ids, run)
+    except _LastLayerDone:
+        pass
+    return {layer: w[0] for layer, w in run.weights.items()}
 
 
 def default_batch_size(n_tokens: int) -> int:

@@ -394,3 +394,14 @@ def test_sweep_json_shape(smollm2):
         assert set(row["quality"]) >= {"kl", "top1", "ppl", "ppl_full", "mass_kept"}
         assert set(row["compute"]) >= {"attn_pairs", "attn_pairs_full", "attn_flops", "attn_flops_full",
                                        "total_flops", "total_flops_full", "kv_bytes", "kv_bytes_full", "seconds"}
+
+
+def test_attention_weights_equal_the_reference_pass_and_stop_early(smollm2):
+    from attnviz.measure import attention_weights, encode_for, reference_pass
+
+    enc = encode_for(smollm2, "The cat sat on the mat because it was tired.")
+    light = attention_weights(smollm2, enc, [0, 2])
+    full = reference_pass(smollm2, enc, capture=[0, 2]).weights
+    assert sorted(light) == [0, 2]
+    for layer in (0, 2):
+        assert torch.equal(light[layer], full[layer])

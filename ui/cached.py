@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from attnviz.budget import Budget
-from attnviz.measure import Reference, Row, budget_pass, encode_for, reference_pass
+from attnviz.measure import Reference, Row, attention_weights, budget_pass, encode_for, reference_pass
 from attnviz.models import LoadedModel, load_model
 from attnviz.observe import HeadStats, LayerSummary
 from attnviz.tokens import token_labels
@@ -59,39 +59,11 @@ def get_row(model: str, text: str, max_tokens: int, policy: str, keys: int | Non
 ALL_LAYERS_BYTES = 64 * 2**20  # capture every layer in one pass when all weights fit in this (float16)
 
 
-class _Captured(Exception):
-    """Raised by an observer to end a forward once the last wanted layer is captured."""
-
-
-def _weights_pass(lm, encoded, layers: list[int] | None) -> dict:
-    """Float16 ``(q_heads, n, n)`` weights of ``layers`` (None: all) from one forward of the trunk only.
-
-    Unlike :func:`reference_pass` it skips the output layer (at 1024 tokens its log-probabilities
-    alone are 200 MB) and keeps no KV cache, and it stops right after the last wanted layer.
-    """
-    from attnviz.budget_context import BudgetRun
-    from attnviz.trunk import run_trunk
-
-    last = None if layers is None else max(layers)
-
-    def stop_after_last(layer, _weights, _keep) -> None:
-        if layer == last:
-            raise _Captured
-
-    run = BudgetRun([Budget("full")], causal=lm.causal, capture="all" if layers is None else layers,
-                    observers=[stop_after_last] if last is not None else [])
-    try:
-        run_trunk(lm.model, encoded.ids, run)
-    except _Captured:
-        pass
-    return {layer: w[0] for layer, w in run.weights.items()}
-
-
 @st.cache_resource(show_spinner=False, max_entries=2)
 def get_all_layer_weights(model: str, text: str, max_tokens: int) -> dict:
     """Every layer's float16 ``(q_heads, n, n)`` weights from ONE pass (only for short texts: see below)."""
     lm = get_model(model)
-    return _weights_pass(lm, encode_for(lm, text, max_tokens), None)
+    return attention_weights(lm, encode_for(lm, text, max_tokens), None)
 
 
 def fits_all_layers(model: str, text: str, max_tokens: int) -> bool:
@@ -115,7 +87,7 @@ def get_layer_weights(model: str, text: str, max_tokens: int, layer: int):
     if fits_all_layers(model, text, max_tokens):
         return get_all_layer_weights(model, text, max_tokens)[layer]
     lm = get_model(model)
-    return _weights_pass(lm, encode_for(lm, text, max_tokens), [layer])[layer]
+    return attention_weights(lm, encode_for(lm, text, max_tokens), [layer])[layer]
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
