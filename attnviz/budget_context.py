@@ -19,7 +19,7 @@ from .budget import Budget
 from .kernel import attention_scores, masked_softmax, mix_values
 from .policies import LayerView, get_policy
 
-__all__ = ["BudgetRun", "RowStats"]
+__all__ = ["BudgetRun", "RowStats", "Segment"]
 
 
 @dataclass
@@ -52,6 +52,20 @@ class RowStats:
         return self.mass_sum / self.mass_rows if self.mass_rows else 1.0
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One budget's share of a packed pass (see :class:`BudgetRun`).
+
+    Its ``length`` new tokens sit at ``start..start+length-1`` of the packed
+    sequence and continue a causal text whose first ``prefix`` tokens are not
+    recomputed: their keys and values come from ``BudgetRun.prefix_kv``.
+    """
+
+    start: int
+    length: int
+    prefix: int
+
+
 @dataclass
 class BudgetRun:
     """Budgets for one forward call, plus what it measured.
@@ -67,12 +81,22 @@ class BudgetRun:
             budget) and the keep mask (bool, same shape, or None if every allowed
             key was kept): a way to summarise every layer (statistics,
             thumbnails, head means for rollout) without storing all weights.
+        segments: a *packed* run (causal models only): the batch is one row
+            holding several budgets' new tokens one after another, one
+            :class:`Segment` per budget.  The linear layers see one long
+            sequence (large, efficient matrix products); attention runs per
+            segment, over its prefix from ``prefix_kv`` plus its own tokens.
+            Pass matching ``position_ids``.  No capture or observers.
+        prefix_kv: per layer ``(keys, values)``, each ``(1, kv_heads, n, d_head)``,
+            the full run's cache that segments take their prefixes from.
     """
 
     budgets: Sequence[Budget]
     causal: bool = True
     capture: str | Iterable[int] | None = None
     observers: Sequence[Callable[[int, torch.Tensor, torch.Tensor | None], None]] = ()
+    segments: Sequence[Segment] | None = None
+    prefix_kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
     stats: list[RowStats] = field(init=False)
     weights: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     keep_masks: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
@@ -86,6 +110,14 @@ class BudgetRun:
         self.stats = [RowStats() for _ in self.budgets]
         if self.capture is not None and self.capture != "all":
             self.capture = frozenset(self.capture)
+        if self.segments is not None:
+            self.segments = list(self.segments)
+            if len(self.segments) != len(self.budgets):
+                raise ValueError(f"{len(self.segments)} segments for {len(self.budgets)} budgets")
+            if not self.causal or self.capture is not None or self.observers:
+                raise ValueError("a packed run needs a causal model and no capture or observers")
+            if any(s.prefix for s in self.segments) and self.prefix_kv is None:
+                raise ValueError("segments with a prefix need prefix_kv")
 
     def _captures(self, layer: int) -> bool:
         return self.capture == "all" or (self.capture is not None and layer in self.capture)
@@ -98,11 +130,15 @@ class BudgetRun:
         value: torch.Tensor,
         allowed: torch.Tensor | None,
         scaling: float,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One layer's attention under the budgets; shapes as :func:`attnviz.kernel.attend`.
 
         ``allowed`` is the model's own bool mask ``(batch, 1, q, k)`` or None (all keys).
+        In a packed run (``segments``) the mask is ignored (each segment is
+        causal on its own) and no weights are returned.
         """
+        if self.segments is not None:
+            return self._attend_packed(layer, query, key, value, scaling), None
         batch, hq, lq, _ = query.shape
         hkv, lk = key.shape[1], key.shape[2]
         if len(self.budgets) == 1 and batch > 1:
@@ -113,51 +149,132 @@ class BudgetRun:
         if allowed is None:
             allowed = self.memo.setdefault(("all", batch, lq, lk), torch.ones(batch, 1, lq, lk, dtype=torch.bool))
         scores = attention_scores(query, key, scaling)
-        view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
-        # One softmax over the allowed keys serves every row: a budget's weights are
-        # the same numbers renormalised over its kept keys, and the mass they hold
-        # before renormalising is exactly the "mass kept" statistic.
-        weights = masked_softmax(scores, allowed)
-        allowed_rows = allowed.sum(-1)  # (batch, 1, q)
-        capture = self._captures(layer) or bool(self.observers)
-        keeps = []
-        for b, (policy, budget, stat) in enumerate(zip(self.policies, self.budgets, self.stats, strict=True)):
-            keep = policy.keep(scores[b], allowed[b], budget.for_layer(layer), view)
-            n_allowed = int(allowed_rows[b].sum()) * hq
-            live_rows = int((allowed_rows[b] > 0).sum()) * hq
-            stat.allowed_pairs += n_allowed
-            stat.mass_rows += live_rows
-            if keep is None:
-                stat.kept_pairs += n_allowed
-                stat.scored_pairs += n_allowed
-                stat.mass_sum += live_rows
-                stat.kv_keys += int(allowed[b, 0, -1].sum()) * hkv
-                keeps.append(allowed[b].expand(hq, lq, lk) if capture else None)
-                continue
-            keep = (keep & allowed[b]).expand(hq, lq, lk)
-            kept_w = weights[b].mul_(keep)
-            mass = kept_w.sum(-1, keepdim=True)
-            stat.mass_sum += float(mass.sum())
-            # Renormalise; rows whose kept mass underflows are recomputed exactly.
-            tiny = (mass < 1e-6) & keep.any(-1, keepdim=True)
-            kept_w.div_(mass.clamp_min(1e-30))
-            if bool(tiny.any()):
-                rows = tiny.squeeze(-1)
-                kept_w[rows] = masked_softmax(scores[b][rows], keep[rows])
-            n_kept = int(keep.sum())
-            stat.kept_pairs += n_kept
-            stat.scored_pairs += n_allowed if policy.scores_all_pairs else n_kept
-            if policy.evicts:
-                stat.kv_keys += int(keep[:, -1, :].reshape(hkv, hq // hkv, lk).any(dim=1).sum())
-            else:
-                stat.kv_keys += int(allowed[b, 0, -1].sum()) * hkv
+        weights, keeps = [], []
+        for b in range(batch):
+            w, keep = self._budget_row(b, layer, scores[b], allowed[b], hkv)
+            weights.append(w)
             keeps.append(keep)
+        weights = torch.stack(weights) if batch > 1 else weights[0].unsqueeze(0)
         if self._captures(layer):
-            self.weights[layer] = weights.detach().to(torch.float16)
-            self.keep_masks[layer] = torch.stack(keeps)
+            self.weights[layer] = weights.to(torch.float16)
+            self.keep_masks[layer] = torch.stack([allowed[b].expand(hq, lq, lk) if k is None else k.expand(hq, lq, lk)
+                                                  for b, k in enumerate(keeps)])
         if self.observers:
-            every_key = all(p.name == "full" for p in self.policies)
-            keep_all = None if every_key else torch.stack(keeps)
+            every_key = all(k is None for k in keeps)
+            keep_all = None if every_key else torch.stack(
+                [allowed[b].expand(hq, lq, lk) if k is None else k.expand(hq, lq, lk) for b, k in enumerate(keeps)])
             for observe in self.observers:
                 observe(layer, weights, keep_all)
         return mix_values(weights, value), weights
+
+    def _attend_packed(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       scaling: float) -> torch.Tensor:
+        """Each segment attends to its prefix (from ``prefix_kv``) and to its own new tokens, causally.
+
+        Queries go in blocks of :data:`QUERY_BLOCK`, each against the keys up to
+        its last query only: the causal mask would throw the later keys' scores away.
+        """
+        outs = []
+        hkv = key.shape[1]
+        for b, seg in enumerate(self.segments):
+            new = slice(seg.start, seg.start + seg.length)
+            q, k, v = query[:, :, new], key[:, :, new], value[:, :, new]
+            if seg.prefix:
+                pk, pv = self.prefix_kv[layer]
+                k = torch.cat([pk[:, :, :seg.prefix], k], dim=2)
+                v = torch.cat([pv[:, :, :seg.prefix], v], dim=2)
+            step = QUERY_BLOCK if self.policies[b].rowwise else seg.length
+            for lo in range(0, seg.length, step):
+                hi = min(lo + step, seg.length)
+                end = seg.prefix + hi  # keys 0..end-1 are all the block's queries may see
+                allowed = self._causal(hi - lo, end)
+                weights, _ = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], scaling)[0],
+                                              allowed, hkv, last=hi == seg.length)
+                outs.append(mix_values(weights.unsqueeze(0), v[:, :, :end]))
+        return torch.cat(outs, dim=2)
+
+    def _causal(self, q_len: int, k_len: int) -> torch.Tensor:
+        """bool ``(1, q_len, k_len)``: the last ``q_len`` positions of a causal text of ``k_len``, memoised."""
+        key = ("causal", q_len, k_len)
+        if key not in self.memo:
+            self.memo[key] = torch.ones(q_len, k_len, dtype=torch.bool).tril(k_len - q_len).unsqueeze(0)
+        return self.memo[key]
+
+    def _mask_facts(self, allowed: torch.Tensor, dtype: torch.dtype) -> _MaskFacts:
+        """Facts about one sequence's mask ``(1, q, k)``, memoised for the call (every layer shares its mask)."""
+        key = ("facts", allowed.data_ptr(), tuple(allowed.shape), tuple(allowed.stride()), dtype)
+        if key not in self.memo:
+            rows = allowed.sum(-1)  # (1, q)
+            bias = None
+            if not bool(allowed.all()):
+                bias = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, float("-inf"))
+            self.memo[key] = _MaskFacts(bias=bias, pairs=int(rows.sum()), live_rows=int((rows > 0).sum()),
+                                        last_keys=int(allowed[0, -1].sum()), empty_rows=bool((rows == 0).any()))
+        return self.memo[key]
+
+    def _budget_row(self, b: int, layer: int, scores: torch.Tensor, allowed: torch.Tensor, hkv: int,
+                    last: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weights ``(q_heads, q, k)`` of one sequence under its budget, and its keep mask (None: every allowed key).
+
+        ``scores`` ``(q_heads, q, k)`` are overwritten (forbidden keys set to -inf).
+        Updates the row's :class:`RowStats`; ``last`` says the rows end the
+        sequence (the KV cache is counted at its last query).
+        """
+        policy, budget, stat = self.policies[b], self.budgets[b], self.stats[b]
+        hq = scores.shape[0]
+        facts = self._mask_facts(allowed, scores.dtype)
+        # One softmax over the allowed keys serves the budget: its weights are the
+        # same numbers renormalised over its kept keys, and the mass they hold
+        # before renormalising is exactly the "mass kept" statistic.
+        if facts.bias is not None:
+            scores.add_(facts.bias)
+        weights = torch.softmax(scores, dim=-1)
+        if facts.empty_rows:  # exp(-inf - -inf) = NaN on rows with no allowed key: zeros, as SDPA gives
+            weights = torch.nan_to_num_(weights, nan=0.0)
+        view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
+        keep = policy.keep(scores, allowed, budget.for_layer(layer), view)
+        n_allowed = facts.pairs * hq
+        stat.allowed_pairs += n_allowed
+        stat.mass_rows += facts.live_rows * hq
+        if keep is None:
+            stat.kept_pairs += n_allowed
+            stat.scored_pairs += n_allowed
+            stat.mass_sum += facts.live_rows * hq
+            stat.kv_keys += facts.last_keys * hkv if last else 0
+            return weights, None
+        if facts.bias is not None:
+            keep = keep & allowed  # a policy's contract, enforced: never a key the model forbids
+        kept_w = weights.mul_(keep.to(weights.dtype))  # an explicit cast: mul_ by a bool tensor is 3x slower
+        mass = kept_w.sum(-1, keepdim=True)
+        stat.mass_sum += float(mass.sum())
+        # Renormalise; rows whose kept mass underflows are recomputed exactly.
+        kept_w.div_(mass.clamp_min(1e-30))
+        tiny = mass < 1e-6
+        if bool(tiny.any()):
+            keep = keep.expand_as(scores)
+            rows = tiny.squeeze(-1) & keep.any(-1)
+            kept_w[rows] = masked_softmax(scores[rows], keep[rows])
+        n_kept = int(torch.count_nonzero(keep)) * (hq // keep.shape[0])
+        stat.kept_pairs += n_kept
+        stat.scored_pairs += n_allowed if policy.scores_all_pairs else n_kept
+        if last and policy.evicts:
+            final = keep[:, -1, :].expand(hq, -1)
+            stat.kv_keys += int(final.reshape(hkv, hq // hkv, -1).any(dim=1).sum())
+        elif last:
+            stat.kv_keys += facts.last_keys * hkv
+        return kept_w, keep
+
+
+QUERY_BLOCK = 128
+"""Queries per block in a packed pass (see :meth:`BudgetRun._attend_packed`)."""
+
+
+@dataclass(frozen=True)
+class _MaskFacts:
+    """``bias``: 0 where allowed, -inf where forbidden ``(1, q, k)`` (None if all allowed); the rest per head."""
+
+    bias: torch.Tensor | None
+    pairs: int
+    live_rows: int
+    last_keys: int
+    empty_rows: bool

@@ -17,16 +17,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
 from .budget import Budget
-from .budget_context import BudgetRun, RowStats
+from .budget_context import BudgetRun, RowStats, Segment
 from .compute import Shape, compute_costs, linear_params, model_shape
-from .metrics import causal_quality, encoder_quality
+from .metrics import CausalSums, encoder_quality, next_token_terms, perplexity
 from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
-from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk
+from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk, trunk_and_head
 
 __all__ = ["Reference", "Row", "attention_weights", "reference_pass", "budget_pass", "sweep", "encode_for",
            "default_batch_size"]
@@ -65,10 +66,28 @@ class Reference:
     def n_tokens(self) -> int:
         return self.encoded.n_tokens
 
-    @property
+    @cached_property
     def top1(self) -> torch.Tensor | None:
         """The full model's predicted next token at positions 0..n-2 (causal only)."""
         return None if self.logprobs is None else self.logprobs.argmax(-1)
+
+    @cached_property
+    def probs(self) -> torch.Tensor | None:
+        """``exp(logprobs)``: the full run's next-token probabilities ``(n-1, vocab)`` (causal only)."""
+        return None if self.logprobs is None else self.logprobs.exp()
+
+    @cached_property
+    def prob_terms(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per position ``(sum p, sum p log p)`` of :attr:`probs`, float64 ``(n-1,)`` each (causal only)."""
+        if self.logprobs is None:
+            return None
+        p = self.probs.double()
+        return p.sum(-1), (p * self.logprobs.double()).sum(-1)
+
+    @cached_property
+    def ppl_full(self) -> float | None:
+        """The full model's perplexity on the text (causal only)."""
+        return None if self.logprobs is None else perplexity(self.logprobs, self.ids[0, 1:])
 
 
 @dataclass
@@ -149,8 +168,18 @@ def attention_weights(lm, encoded: Encoded, layers: Sequence[int] | None) -> dic
 
 
 def default_batch_size(n_tokens: int) -> int:
-    """Budgets per batched pass: batching pays off on short texts, not on long ones (2 cores)."""
+    """Budgets per batched pass when a pass cannot be packed (encoders, captured weights).
+
+    Batching pays off on short texts, not on long ones (2 cores).
+    """
     return max(1, min(8, 1024 // max(1, n_tokens)))
+
+
+PACKED_TOKENS = 8192
+"""At most this many recomputed tokens per packed pass (bounds activation memory)."""
+
+ROW_GROUP = 512
+"""Positions scored together by the output layer (with 2,048-word vocabulary chunks: 4 MB of logits)."""
 
 
 def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
@@ -168,30 +197,148 @@ def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Captur
 
 def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
                 batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
-                observers: Sequence = ()) -> list[Row]:
+                observers: Sequence = (), pack: bool | None = None) -> list[Row]:
     """Evaluate ``budgets`` against ``ref``; one :class:`Row` each, in the order given.
 
     Budgets are validated for the model before any work (a
-    :class:`~attnviz.budget.BudgetError` names the policy and reason).  Budgets
-    run in batches (grouped by how much of the text they leave untouched, which
-    is then taken from the full run's KV cache instead of recomputed: exact,
-    since those tokens keep every key).  ``seconds`` is the measured wall time
-    of the budgeted forward (trunk + output layer), divided evenly among the
-    budgets of a batch: a *mask simulation* of sparse attention, no faster
-    than full attention.  ``progress(done, total)`` is called after each batch.
+    :class:`~attnviz.budget.BudgetError` names the policy and reason).
+
+    On a causal model (without ``capture`` or ``observers``) budgets run
+    *packed*: each budget recomputes only the tokens after the prefix it
+    leaves untouched (those keep every key, so they are taken from the full
+    run's KV cache: exact), and the recomputed tokens of several budgets go
+    through the model as one long sequence, attention kept per budget.
+    Otherwise (``pack=False``, encoders, captured weights) budgets run as
+    batch rows, ``batch_size`` at a time.
+
+    ``seconds`` is the measured wall time of the budgeted forward (trunk and
+    output layer), divided evenly among the budgets that shared a pass: a
+    *mask simulation* of sparse attention, no faster than full attention.
+    ``progress(done, total)`` is called after each pass.
     """
     for b in budgets:  # fail fast, before any forward
         BudgetRun([b], causal=lm.causal)
-    size = batch_size or default_batch_size(ref.n_tokens)
-    order = sorted(range(len(budgets)), key=lambda i: -get_policy(budgets[i].policy).exact_prefix(budgets[i]))
+    can_pack = lm.causal and ref.kv is not None and capture is None and not observers
+    if pack and not can_pack:
+        raise ValueError("packed passes need a causal model's reference with its KV cache, and no capture")
+    if pack is None:
+        pack = can_pack
+    prefix = [min(get_policy(b.policy).exact_prefix(b), ref.n_tokens) if pack else 0 for b in budgets]
+    if pack:
+        chunks, cur, size = [], [], 0
+        for i in range(len(budgets)):
+            new = ref.n_tokens - prefix[i]
+            if cur and size + new > PACKED_TOKENS:
+                chunks.append(cur)
+                cur, size = [], 0
+            cur.append(i)
+            size += new
+        chunks += [cur] if cur else []
+    else:
+        size = batch_size or default_batch_size(ref.n_tokens)
+        chunks = [list(range(len(budgets)))[s:s + size] for s in range(0, len(budgets), size)]
     rows: dict[int, Row] = {}
-    for start in range(0, len(order), size):
-        idx = order[start:start + size]
-        for i, row in zip(idx, _run_batch(lm, ref, [budgets[i] for i in idx], capture, observers), strict=True):
-            rows[i] = row
+    done = 0
+    for idx in chunks:
+        chunk = [budgets[i] for i in idx]
+        if pack:
+            got = _run_packed(lm, ref, chunk, [prefix[i] for i in idx])
+        else:
+            got = _run_batch(lm, ref, chunk, capture, observers)
+        rows.update(zip(idx, got, strict=True))
+        done += len(idx)
         if progress:
-            progress(min(start + size, len(budgets)), len(budgets))
+            progress(done, len(budgets))
     return [rows[i] for i in range(len(budgets))]
+
+
+def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | None, int]]
+                      ) -> list[tuple[dict, torch.Tensor]]:
+    """Quality and top-1 per position of budgeted runs whose first ``prefix`` tokens equal the full run.
+
+    ``pieces``: one ``(hidden, prefix)`` per budget, ``hidden`` ``(n - prefix, d)``
+    its last hidden states from token ``prefix`` on (None when nothing was
+    recomputed).  Positions before ``prefix`` predict exactly as the full run.
+    The output layer runs for every piece's positions together, in groups of
+    :data:`ROW_GROUP` rows and chunks of the vocabulary (see
+    :func:`~attnviz.metrics.next_token_terms`).
+    """
+    n = ref.n_tokens
+    targets = ref.ids[0, 1:]
+    starts = [min(p, n - 1) for _, p in pieces]  # positions 0..start-1 are the full run's
+    rows = [h[:n - 1 - p] for (h, p), s in zip(pieces, starts, strict=True) if s < n - 1]
+    if rows:
+        hidden = torch.cat(rows)
+        positions = torch.cat([torch.arange(s, n - 1) for s in starts if s < n - 1])
+        _, head = trunk_and_head(lm.model)
+        p_sum, p_log_p = ref.prob_terms
+        terms = []
+        with torch.inference_mode():
+            for g in range(0, len(positions), ROW_GROUP):
+                pos = positions[g:g + ROW_GROUP]
+                probs = _RowsOf(ref.probs, pos)
+                terms.append(next_token_terms(hidden[g:g + ROW_GROUP], head.weight, head.bias, targets[pos], probs,
+                                              p_sum[pos], p_log_p[pos]))
+        kl, top1, nll = (torch.cat(t) for t in zip(*terms, strict=True))
+    out, at = [], 0
+    for s in starts:
+        sums = CausalSums()
+        sums.add_identical(ref.logprobs[:s], targets[:s])
+        m = n - 1 - s
+        if m:
+            sums.add_terms(kl[at:at + m], top1[at:at + m], ref.top1[s:], nll[at:at + m])
+            out.append((sums.result(ref.ppl_full), torch.cat([ref.top1[:s], top1[at:at + m]])))
+        else:
+            out.append((sums.result(ref.ppl_full), ref.top1.clone()))
+        at += m
+    return out
+
+
+class _RowsOf:
+    """Rows ``positions`` of a ``(P, vocab)`` tensor, copied one column chunk at a time when sliced."""
+
+    def __init__(self, full: torch.Tensor, positions: torch.Tensor):
+        self.full, self.positions = full, positions
+
+    def __getitem__(self, index: tuple[slice, slice]) -> torch.Tensor:
+        _, cols = index
+        return self.full[:, cols].index_select(0, self.positions)
+
+
+def _run_packed(lm, ref: Reference, chunk: list[Budget], prefixes: list[int]) -> list[Row]:
+    """One packed pass (see :func:`budget_pass`): rows in the order of ``chunk``."""
+    n = ref.n_tokens
+    t0 = time.perf_counter()
+    live = [i for i, p in enumerate(prefixes) if p < n]  # the others keep every key: nothing to recompute
+    segments: dict[int, Segment] = {}
+    for i in live:
+        start = sum(s.length for s in segments.values())
+        segments[i] = Segment(start=start, length=n - prefixes[i], prefix=prefixes[i])
+    stats = [RowStats() for _ in chunk]
+    hidden = None
+    if live:
+        ids = torch.cat([ref.ids[0, prefixes[i]:] for i in live]).unsqueeze(0)
+        positions = torch.cat([torch.arange(prefixes[i], n) for i in live]).unsqueeze(0)
+        run = BudgetRun([chunk[i] for i in live], causal=True, segments=list(segments.values()), prefix_kv=ref.kv)
+        hidden = run_trunk(lm.model, ids, run, position_ids=positions)[0][0]
+        for i, stat in zip(live, run.stats, strict=True):
+            stats[i] = stat
+    pieces = [(hidden[segments[i].start:][:segments[i].length] if i in segments else None, prefixes[i])
+              for i in range(len(chunk))]
+    qualities = _causal_qualities(lm, ref, pieces)
+    seconds = (time.perf_counter() - t0) / len(chunk)
+    shape = ref.shape
+    heads = shape.layers * shape.q_heads
+    rows = []
+    for budget, p, stat, (quality, top1) in zip(chunk, prefixes, stats, qualities, strict=True):
+        stat.add_full_rows(pairs=heads * p * (p + 1) // 2, rows=heads * p)
+        if p >= n:
+            stat.kv_keys = ref.stats.kv_keys
+        quality.update(mass_kept=stat.mass_kept, cos_embedding=None, cos_tokens=None)
+        rows.append(Row(budget=budget, density=stat.kept_pairs / stat.allowed_pairs if stat.allowed_pairs else 1.0,
+                        quality=quality, stats=stat, top1=top1,
+                        compute=compute_costs(stat, ref.stats, shape, ref.dense_params, n, True, seconds)))
+    return rows
 
 
 def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observers: Sequence) -> list[Row]:
@@ -207,6 +354,8 @@ def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observ
         hidden, _, seconds = run_trunk(lm.model, ref.ids[:, p:].expand(b, -1), run, past)
     shape = ref.shape
     rows = []
+    if lm.causal:
+        qualities = _causal_qualities(lm, ref, [(None if hidden is None else hidden[b], p) for b in range(len(chunk))])
     for b, budget in enumerate(chunk):
         t0 = time.perf_counter()
         stats = run.stats[b] if hidden is not None else RowStats()
@@ -215,15 +364,8 @@ def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observ
         if hidden is None:
             stats.kv_keys = ref.stats.kv_keys
         if lm.causal:
-            positions = min(p, n - 1)
-            if hidden is not None and p < n - 1:
-                logp = next_token_logprobs(lm.model, hidden[b, :-1])
-            else:  # every prediction lies in the shared prefix
-                logp = ref.logprobs[positions:]
-            quality = causal_quality(ref.logprobs, logp, ref.ids[0, 1:], shared_prefix=positions)
-            top1 = torch.cat([ref.top1[:positions], logp.argmax(-1)])
+            quality, top1 = qualities[b]
             quality.update(mass_kept=stats.mass_kept, cos_embedding=None, cos_tokens=None)
-            del logp
         else:
             quality = {"kl": None, "top1": None, "ppl": None, "ppl_full": None, "mass_kept": stats.mass_kept,
                        **encoder_quality(ref.hidden, hidden[b])}

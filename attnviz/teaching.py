@@ -135,7 +135,7 @@ def head_steps(q, k, v, causal: bool = False, top_k: int | None = None) -> HeadR
     if top_k is None:
         return HeadRun(steps=full, allowed=full.mask, budget_keep=None)
     view = LayerView(layer=0, causal=causal, group=1)
-    keep = POLICIES["topk"].keep(full.scaled[None], full.mask[None], Budget(policy="topk", keys=int(top_k)), view)
+    keep = POLICIES["topk"].keep(full.masked[None], full.mask[None], Budget(policy="topk", keys=int(top_k)), view)
     keep = keep.expand(1, *full.mask.shape)[0] & full.mask
     return HeadRun(steps=attention_steps(q, k, v, causal=causal, keep=keep), allowed=full.mask, budget_keep=keep)
 

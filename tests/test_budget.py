@@ -102,7 +102,7 @@ def test_counts_used_by_a_policy_end_to_end():
     """topk with R = 0.25 on a causal row set of 8: |A_i| = i + 1 -> 1,1,1,1,2,2,2,2 keys."""
     n = 8
     allowed = torch.ones(n, n, dtype=torch.bool).tril().unsqueeze(0)
-    scores = torch.randn(1, n, n)
+    scores = torch.randn(1, n, n).masked_fill(~allowed, float("-inf"))
     budget = Budget(policy="topk", ratio=0.25)
     keep = get_policy("topk").keep(scores, allowed, budget, _view())
     assert keep.sum(-1).tolist() == [[1, 1, 1, 1, 2, 2, 2, 2]]

@@ -376,3 +376,55 @@ def test_adapter_passes_the_layer_to_the_run():
     assert torch.allclose(w, ref_w, atol=1e-6)
     assert set(run.weights) == {3}
     assert [st.kept_pairs for st in run.stats] == [4 * 9, 4 * 9]  # window K=2, per batch row
+
+
+# --------------------------------------------------------------------------- packed runs
+
+
+PACKED_BUDGETS = [Budget("topk", keys=3), Budget("window", keys=2), Budget("sink_window", keys=4, sinks=1),
+                  Budget("random", keys=3, seed=2), Budget("topp", ratio=0.7), Budget("full")]
+
+
+@pytest.mark.parametrize("block", [2, 128])
+def test_packed_segments_equal_each_budget_on_its_own_text(monkeypatch, block):
+    """A packed row of segments (prefix from the cache + new tokens) equals running each budget
+    on the whole text whose first ``prefix`` rows keep every key anyway, query blocks or not."""
+    import attnviz.budget_context as bc
+
+    monkeypatch.setattr(bc, "QUERY_BLOCK", block)
+    hq, hkv, n, d = 4, 2, 9, 8
+    q, k, v = _qkv(1, hq, hkv, n, d, seed=11)
+    prefixes = [3, 2, 4, 3, 0, 9 - 1]
+    segments, start = [], 0
+    for p in prefixes:
+        segments.append(bc.Segment(start=start, length=n - p, prefix=p))
+        start += n - p
+    packed_q = torch.cat([q[:, :, p:] for p in prefixes], dim=2)
+    packed_k = torch.cat([k[:, :, p:] for p in prefixes], dim=2)
+    packed_v = torch.cat([v[:, :, p:] for p in prefixes], dim=2)
+    run = BudgetRun(PACKED_BUDGETS, segments=segments, prefix_kv=[(k, v)])
+    out, weights = run.attend(0, packed_q, packed_k, packed_v, None, 0.3)
+    assert weights is None and out.shape == (1, hq, start, d)
+    for b, (budget, seg) in enumerate(zip(PACKED_BUDGETS, segments, strict=True)):
+        alone = BudgetRun([budget])
+        whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
+        assert torch.allclose(out[:, :, seg.start:seg.start + seg.length], whole[:, :, seg.prefix:], atol=1e-6)
+        # the recomputed rows alone: subtract the prefix rows, which keep every key
+        p = seg.prefix
+        assert run.stats[b].allowed_pairs == alone.stats[0].allowed_pairs - hq * p * (p + 1) // 2
+        assert run.stats[b].kept_pairs == alone.stats[0].kept_pairs - hq * p * (p + 1) // 2
+        assert run.stats[b].kv_keys == alone.stats[0].kv_keys
+
+
+def test_packed_run_checks_its_arguments():
+    from attnviz.budget_context import Segment
+
+    seg = [Segment(start=0, length=3, prefix=2)]
+    with pytest.raises(ValueError, match="segments for"):
+        BudgetRun([Budget("full"), Budget("full")], segments=seg, prefix_kv=[])
+    with pytest.raises(ValueError, match="causal"):
+        BudgetRun([Budget("full")], causal=False, segments=seg, prefix_kv=[])
+    with pytest.raises(ValueError, match="capture"):
+        BudgetRun([Budget("full")], capture="all", segments=seg, prefix_kv=[])
+    with pytest.raises(ValueError, match="prefix_kv"):
+        BudgetRun([Budget("full")], segments=seg)

@@ -61,12 +61,14 @@ def ref(smollm2, enc):
 
 @pytest.fixture(scope="module")
 def batched(smollm2, ref):
-    return budget_pass(smollm2, ref, BUDGETS, batch_size=8)
+    """Every budget in one packed pass (the default on a causal model)."""
+    return budget_pass(smollm2, ref, BUDGETS)
 
 
 @pytest.fixture(scope="module")
 def alone(smollm2, ref):
-    return [budget_pass(smollm2, ref, [b], batch_size=1)[0] for b in BUDGETS]
+    """Each budget on its own, as a plain batch row (no packing)."""
+    return [budget_pass(smollm2, ref, [b], batch_size=1, pack=False)[0] for b in BUDGETS]
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +161,32 @@ def test_batched_equals_alone(batched, alone, i):
     # a near-tie argmax may flip at one position at most
     assert abs(a.quality["top1"] - b.quality["top1"]) <= 1 / len(a.top1) + 1e-12
     assert a.quality["mass_kept"] == pytest.approx(b.quality["mass_kept"], abs=1e-4)
+
+
+def test_packed_passes_split_by_size_and_report_progress(smollm2, ref, batched, monkeypatch):
+    """A small token cap splits the budgets over several packed passes; each row stays the same."""
+    monkeypatch.setattr(measure, "PACKED_TOKENS", ref.n_tokens)
+    calls = []
+    rows = budget_pass(smollm2, ref, BUDGETS, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) > 2 and calls[-1] == (len(BUDGETS), len(BUDGETS))
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    for a, b in zip(rows, batched, strict=True):
+        assert a.compute["attn_pairs"] == b.compute["attn_pairs"]
+        assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-5)
+        assert torch.equal(a.top1, b.top1)
+
+
+def test_unbatched_rows_through_the_batch_path(smollm2, ref, batched):
+    """pack=False with several rows per batch (the encoder and capture path) gives the same rows."""
+    rows = budget_pass(smollm2, ref, BUDGETS, batch_size=3, pack=False)
+    for a, b in zip(rows, batched, strict=True):
+        assert a.compute["attn_pairs"] == b.compute["attn_pairs"]
+        assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-4)
+
+
+def test_packing_needs_a_cache_and_no_capture(smollm2, ref):
+    with pytest.raises(ValueError, match="packed"):
+        budget_pass(smollm2, ref, [Budget("topk", keys=4)], capture=[0], pack=True)
 
 
 def test_budgets_actually_differ_from_full(batched):

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from attnviz.metrics import causal_quality, encoder_quality, perplexity
+from attnviz.metrics import causal_quality, encoder_quality, next_token_terms, perplexity
 
 # Three positions, vocabulary of 3.  Rows are probability distributions.
 P_FULL = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
@@ -129,3 +129,33 @@ def test_encoder_quality_is_scale_invariant_and_one_for_identical():
     q = encoder_quality(h, 3.0 * h)
     assert q["cos_embedding"] == pytest.approx(1.0, abs=1e-6)
     assert q["cos_tokens"] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [3, 5, 64])
+def test_next_token_terms_equal_the_log_softmax_formulas(chunk):
+    """Vocabulary chunks and an online log-sum-exp give the same KL, top-1 and NLL as full log-softmaxes."""
+    gen = torch.Generator().manual_seed(chunk)
+    rows, d, vocab = 6, 4, 13
+    hidden = torch.randn(rows, d, generator=gen)
+    weight = torch.randn(vocab, d, generator=gen) * 3
+    bias = torch.randn(vocab, generator=gen)
+    logp_full = torch.log_softmax(torch.randn(rows, vocab, generator=gen).double() * 2, -1).float()
+    targets = torch.randint(0, vocab, (rows,), generator=gen)
+    logits = hidden @ weight.T + bias
+    logp = torch.log_softmax(logits.double(), -1)
+    p = logp_full.exp()
+    kl, top1, nll = next_token_terms(hidden, weight, bias, targets, p, p.double().sum(-1),
+                                     (p.double() * logp_full.double()).sum(-1), vocab_chunk=chunk)
+    expected_kl = (logp_full.double().exp() * (logp_full.double() - logp)).sum(-1)
+    assert torch.allclose(kl, expected_kl, atol=1e-5)
+    assert torch.equal(top1, logits.argmax(-1))
+    assert torch.allclose(nll, -logp.gather(-1, targets.view(-1, 1)).view(-1), atol=1e-5)
+
+
+def test_next_token_terms_first_maximum_wins_across_chunks():
+    hidden = torch.ones(1, 1)
+    weight = torch.tensor([[0.0], [2.0], [1.0], [2.0]])  # the maximum at words 1 and 3, in different chunks
+    p = torch.full((1, 4), 0.25)
+    _, top1, _ = next_token_terms(hidden, weight, None, torch.tensor([0]), p, torch.ones(1, dtype=torch.float64),
+                                  (p.double() * p.double().log()).sum(-1), vocab_chunk=2)
+    assert top1.tolist() == [1]

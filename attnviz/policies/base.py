@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError, keep_counts
 
-__all__ = ["Policy", "LayerView", "keep_top", "nearness", "row_counts"]
+__all__ = ["Policy", "LayerView", "keep_top", "kth_largest", "nearness", "row_counts"]
 
 
 @dataclass
@@ -45,6 +46,9 @@ class Policy:
             really shrinks (window-like and eviction policies).
         causal_only: True if the policy only makes sense left-to-right.
         ratio_only: True if the budget must be a ratio (``topp``'s mass p).
+        rowwise: True if a query's keep set depends only on its own row of
+            scores and position (so rows may be decided in blocks); False for
+            policies that carry state from query to query (``h2o``).
     """
 
     name: ClassVar[str]
@@ -53,6 +57,7 @@ class Policy:
     evicts: ClassVar[bool] = False
     causal_only: ClassVar[bool] = False
     ratio_only: ClassVar[bool] = False
+    rowwise: ClassVar[bool] = True
 
     def validate(self, budget: Budget, causal: bool) -> None:
         """Raise :class:`BudgetError` (naming the policy and the reason) if unfit."""
@@ -82,7 +87,8 @@ class Policy:
         """Keep mask for one sequence of one layer.
 
         Args:
-            scores: scaled scores ``(q_heads, q_len, k_len)`` (before any mask).
+            scores: scaled scores ``(q_heads, q_len, k_len)``, -inf where ``allowed``
+                is False (as :class:`~attnviz.budget_context.BudgetRun` passes them).
             allowed: bool ``(1, q_len, k_len)``, the model's own mask.
             budget: the budget for this layer.
             view: layer facts.
@@ -114,21 +120,42 @@ def row_counts(allowed: torch.Tensor, budget: Budget) -> torch.Tensor:
     return keep_counts(allowed.sum(-1), budget)
 
 
-def keep_top(values: torch.Tensor, allowed: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def keep_top(values: torch.Tensor, allowed: torch.Tensor, counts: torch.Tensor, masked: bool = False) -> torch.Tensor:
     """Per row, keep the ``counts`` allowed keys with the highest ``values``.
 
     ``values`` ``(h, q, k)`` (h may be 1), ``allowed`` bool broadcastable to it,
-    ``counts`` ``(h or 1, q)`` with ``counts <= allowed per row``.
+    ``counts`` ``(h or 1, q)`` with ``counts <= allowed per row``.  ``masked``
+    says ``values`` are already -inf where ``allowed`` is False (saves a copy).
     """
     h = max(values.shape[0], counts.shape[0])
-    vals = values.masked_fill(~allowed, float("-inf")).expand(h, -1, -1)
+    vals = (values if masked else values.masked_fill(~allowed, float("-inf"))).expand(h, -1, -1)
     kmax = int(counts.max()) if counts.numel() else 0
-    keep = torch.zeros(vals.shape, dtype=torch.bool)
     if kmax == 0:
-        return keep
+        return torch.zeros(vals.shape, dtype=torch.bool)
+    counts = counts.expand(h, -1)
+    if bool(((counts == kmax) | (counts == allowed.sum(-1))).all()):
+        # Every row keeps kmax keys or all of its allowed keys (a key count K does
+        # this): the kmax-th largest value per row is a threshold, which is much
+        # cheaper than scattering sorted indices.  Rows with fewer than kmax
+        # allowed keys get the lowest finite threshold (every allowed key).
+        threshold = kth_largest(vals, kmax).clamp_min(torch.finfo(vals.dtype).min)
+        keep = vals >= threshold
+        if torch.equal(keep.sum(-1), counts):  # no tie at a threshold
+            return keep
     idx = torch.topk(vals, kmax, dim=-1, sorted=True).indices
-    chosen = torch.arange(kmax).view(1, 1, -1) < counts.expand(h, -1).unsqueeze(-1)
-    return keep.scatter_(-1, idx, chosen)
+    chosen = torch.arange(kmax).view(1, 1, -1) < counts.unsqueeze(-1)
+    return torch.zeros(vals.shape, dtype=torch.bool).scatter_(-1, idx, chosen)
+
+
+def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k``-th largest entry along the last axis, shape ``(..., 1)`` (``1 <= k <= values.shape[-1]``).
+
+    numpy's introselect (``np.partition``) on one core is about twice as fast
+    as ``torch.topk`` on two, and a sweep spends much of its attention time here.
+    """
+    n = values.shape[-1]
+    chosen = np.partition(values.numpy(), n - k, axis=-1)[..., n - k:n - k + 1]
+    return torch.from_numpy(np.ascontiguousarray(chosen))
 
 
 def nearness(q_len: int, k_len: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ class H2O(Policy):
     scores_all_pairs = False  # a query only ever scores the keys still in its cache
     evicts = True
     causal_only = True
+    rowwise = False  # each query's cache depends on the earlier queries' attention
 
     def validate(self, budget, causal):
         super().validate(budget, causal)

@@ -12,4 +12,4 @@ class TopK(Policy):
     summary = "Each query keeps its K highest-scoring keys (an oracle: it must score every key first)."
 
     def keep(self, scores, allowed, budget, view):
-        return keep_top(scores, allowed, row_counts(allowed, budget))
+        return keep_top(scores, allowed, row_counts(allowed, budget), masked=True)

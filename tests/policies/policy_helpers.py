@@ -42,6 +42,7 @@ def keep_mask(
     pol.validate(budget, causal_model)
     hq, q, k = scores.shape
     view = LayerView(layer=layer, causal=causal_model, group=group)
+    scores = scores.masked_fill(~allowed, float("-inf"))  # as BudgetRun passes them
     keep = pol.keep(scores, allowed, budget.for_layer(layer), view)
     full = allowed.expand(hq, q, k)
     if keep is None:

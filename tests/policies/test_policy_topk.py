@@ -99,3 +99,21 @@ def test_topk_random_scores_against_sort_reference(k):
             best = sorted(range(i + 1), key=lambda j: -row[j])[: min(k, i + 1)]
             expected = [j in best for j in range(n)]
             assert keep[h, i].tolist() == expected, (h, i)
+
+
+def test_topk_ties_at_the_threshold_still_keep_exactly_k():
+    """Equal scores at the K-th place: the threshold shortcut would keep too many, the exact path keeps K."""
+    scores = torch.tensor([[[1.0, 2.0, 2.0, 2.0, 0.5]]])
+    keep = keep_mask("topk", scores, torch.ones(1, 1, 5, dtype=torch.bool), Budget("topk", keys=2), causal_model=False)
+    assert keep.sum().item() == 2
+    assert keep[0, 0, 1:4].sum().item() == 2 and not keep[0, 0, 0] and not keep[0, 0, 4]
+
+
+def test_kth_largest_matches_sorting():
+    from attnviz.policies.base import kth_largest
+
+    x = torch.randn(3, 5, 11, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 3:] = float("-inf")
+    for k in (1, 4, 11):
+        expected = x.sort(dim=-1, descending=True).values[..., k - 1:k]
+        assert torch.equal(kth_largest(x, k), expected)
