@@ -24,7 +24,7 @@ import torch
 from .budget import Budget
 from .budget_context import BudgetRun
 from .ladders import key_ladder
-from .measure import budget_pass, encode_for, reference_pass
+from .measure import encode_for, reference_and_budgets
 
 __all__ = ["run_bench", "bench_text"]
 
@@ -148,10 +148,10 @@ def _bench_length(lm, eager, enc, repeat: int, add: Callable) -> None:
     ratios = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8)
 
     def sweep_keys():
-        return budget_pass(lm, reference_pass(lm, enc), [Budget("topk", keys=k) for k in ladder])
+        return reference_and_budgets(lm, enc, [Budget("topk", keys=k) for k in ladder])
 
     def sweep_ratios():
-        return budget_pass(lm, reference_pass(lm, enc), [Budget("topk", ratio=r) for r in ratios])
+        return reference_and_budgets(lm, enc, [Budget("topk", ratio=r) for r in ratios])
 
     def eager8():
         for _ in range(8):

@@ -88,7 +88,10 @@ class BudgetRun:
             segment, over its prefix from ``prefix_kv`` plus its own tokens.
             Pass matching ``position_ids``.  No capture or observers.
         prefix_kv: per layer ``(keys, values)``, each ``(1, kv_heads, n, d_head)``,
-            the full run's cache that segments take their prefixes from.
+            the full run's cache that segments take their prefixes from.  None:
+            the first segment *is* the full run of the whole text (policy
+            ``full``, no prefix), computed in the same pass; the others take
+            their prefixes from its keys and values, which are kept in ``kv``.
     """
 
     budgets: Sequence[Budget]
@@ -99,6 +102,7 @@ class BudgetRun:
     prefix_kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
     stats: list[RowStats] = field(init=False)
     weights: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
+    kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(init=False, default_factory=dict)
     keep_masks: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     memo: dict = field(init=False, default_factory=dict)
 
@@ -116,8 +120,9 @@ class BudgetRun:
                 raise ValueError(f"{len(self.segments)} segments for {len(self.budgets)} budgets")
             if not self.causal or self.capture is not None or self.observers:
                 raise ValueError("a packed run needs a causal model and no capture or observers")
-            if any(s.prefix for s in self.segments) and self.prefix_kv is None:
-                raise ValueError("segments with a prefix need prefix_kv")
+            first = self.segments[0]
+            if self.prefix_kv is None and (first.start or first.prefix or self.budgets[0].policy != "full"):
+                raise ValueError("without prefix_kv the first segment must be the full run of the whole text")
 
     def _captures(self, layer: int) -> bool:
         return self.capture == "all" or (self.capture is not None and layer in self.capture)
@@ -176,11 +181,14 @@ class BudgetRun:
         """
         outs = []
         hkv = key.shape[1]
+        if self.prefix_kv is None:  # the first segment is the full run: its keys are everyone's prefix
+            n = self.segments[0].length
+            self.kv[layer] = (key[:, :, :n].clone(), value[:, :, :n].clone())
         for b, seg in enumerate(self.segments):
             new = slice(seg.start, seg.start + seg.length)
             q, k, v = query[:, :, new], key[:, :, new], value[:, :, new]
             if seg.prefix:
-                pk, pv = self.prefix_kv[layer]
+                pk, pv = self.kv[layer] if self.prefix_kv is None else self.prefix_kv[layer]
                 k = torch.cat([pk[:, :, :seg.prefix], k], dim=2)
                 v = torch.cat([pv[:, :, :seg.prefix], v], dim=2)
             step = QUERY_BLOCK if self.policies[b].rowwise else seg.length

@@ -29,8 +29,8 @@ from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
 from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk, trunk_and_head
 
-__all__ = ["Reference", "Row", "attention_weights", "reference_pass", "budget_pass", "sweep", "encode_for",
-           "default_batch_size"]
+__all__ = ["Reference", "Row", "attention_weights", "reference_pass", "budget_pass", "reference_and_budgets", "sweep",
+           "encode_for", "default_batch_size"]
 
 Capture = str | Iterable[int] | None
 
@@ -72,17 +72,17 @@ class Reference:
         return None if self.logprobs is None else self.logprobs.argmax(-1)
 
     @cached_property
-    def probs(self) -> torch.Tensor | None:
-        """``exp(logprobs)``: the full run's next-token probabilities ``(n-1, vocab)`` (causal only)."""
-        return None if self.logprobs is None else self.logprobs.exp()
-
-    @cached_property
     def prob_terms(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Per position ``(sum p, sum p log p)`` of :attr:`probs`, float64 ``(n-1,)`` each (causal only)."""
+        """Per position ``(sum p, sum p log p)`` with ``p = exp(logprobs)``, float64 ``(n-1,)`` each (causal only)."""
         if self.logprobs is None:
             return None
-        p = self.probs.double()
-        return p.sum(-1), (p * self.logprobs.double()).sum(-1)
+        sums, p_log_p = [], []
+        for chunk in self.logprobs.split(128):  # float64 copies of the whole (n-1, vocab) would be 400 MB at 1024
+            lp = chunk.double()
+            p = lp.exp()
+            sums.append(p.sum(-1))
+            p_log_p.append((p * lp).sum(-1))
+        return torch.cat(sums), torch.cat(p_log_p)
 
     @cached_property
     def ppl_full(self) -> float | None:
@@ -242,7 +242,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     for idx in chunks:
         chunk = [budgets[i] for i in idx]
         if pack:
-            got = _run_packed(lm, ref, chunk, [prefix[i] for i in idx])
+            got = _run_packed(lm, ref, chunk, [prefix[i] for i in idx])[1]
         else:
             got = _run_batch(lm, ref, chunk, capture, observers)
         rows.update(zip(idx, got, strict=True))
@@ -276,7 +276,7 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
         with torch.inference_mode():
             for g in range(0, len(positions), ROW_GROUP):
                 pos = positions[g:g + ROW_GROUP]
-                probs = _RowsOf(ref.probs, pos)
+                probs = _ProbsOf(ref.logprobs, pos)
                 terms.append(next_token_terms(hidden[g:g + ROW_GROUP], head.weight, head.bias, targets[pos], probs,
                                               p_sum[pos], p_log_p[pos]))
         kl, top1, nll = (torch.cat(t) for t in zip(*terms, strict=True))
@@ -294,39 +294,56 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
     return out
 
 
-class _RowsOf:
-    """Rows ``positions`` of a ``(P, vocab)`` tensor, copied one column chunk at a time when sliced."""
+class _ProbsOf:
+    """``exp`` of rows ``positions`` of log-probabilities ``(P, vocab)``, built one column chunk at a time."""
 
-    def __init__(self, full: torch.Tensor, positions: torch.Tensor):
-        self.full, self.positions = full, positions
+    def __init__(self, logprobs: torch.Tensor, positions: torch.Tensor):
+        self.logprobs, self.positions = logprobs, positions
 
     def __getitem__(self, index: tuple[slice, slice]) -> torch.Tensor:
         _, cols = index
-        return self.full[:, cols].index_select(0, self.positions)
+        return self.logprobs[:, cols].index_select(0, self.positions).exp_()
 
 
-def _run_packed(lm, ref: Reference, chunk: list[Budget], prefixes: list[int]) -> list[Row]:
-    """One packed pass (see :func:`budget_pass`): rows in the order of ``chunk``."""
-    n = ref.n_tokens
+def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[int],
+                encoded: Encoded | None = None) -> tuple[Reference, list[Row]]:
+    """One packed pass (see :func:`budget_pass`): the reference and the rows in the order of ``chunk``.
+
+    With ``ref`` None the full run of ``encoded`` joins the pass as its first
+    segment (one-shot sweeps): the budgets take their prefixes from its keys.
+    """
+    n = ref.n_tokens if ref is not None else encoded.n_tokens
+    ids_all = ref.ids if ref is not None else encoded.ids
     t0 = time.perf_counter()
     live = [i for i, p in enumerate(prefixes) if p < n]  # the others keep every key: nothing to recompute
-    segments: dict[int, Segment] = {}
-    for i in live:
-        start = sum(s.length for s in segments.values())
-        segments[i] = Segment(start=start, length=n - prefixes[i], prefix=prefixes[i])
-    stats = [RowStats() for _ in chunk]
-    hidden = None
-    if live:
-        ids = torch.cat([ref.ids[0, prefixes[i]:] for i in live]).unsqueeze(0)
-        positions = torch.cat([torch.arange(prefixes[i], n) for i in live]).unsqueeze(0)
-        run = BudgetRun([chunk[i] for i in live], causal=True, segments=list(segments.values()), prefix_kv=ref.kv)
+    parts = ([] if ref is not None else [(Budget("full"), 0)]) + [(chunk[i], prefixes[i]) for i in live]
+    segments, start = [], 0
+    for _, p in parts:
+        segments.append(Segment(start=start, length=n - p, prefix=p))
+        start += n - p
+    hidden, run = None, None
+    if parts:
+        ids = torch.cat([ids_all[0, p:] for _, p in parts]).unsqueeze(0)
+        positions = torch.cat([torch.arange(p, n) for _, p in parts]).unsqueeze(0)
+        run = BudgetRun([b for b, _ in parts], causal=True, segments=segments,
+                        prefix_kv=None if ref is None else ref.kv)
         hidden = run_trunk(lm.model, ids, run, position_ids=positions)[0][0]
-        for i, stat in zip(live, run.stats, strict=True):
-            stats[i] = stat
-    pieces = [(hidden[segments[i].start:][:segments[i].length] if i in segments else None, prefixes[i])
-              for i in range(len(chunk))]
+    if ref is None:
+        logprobs = next_token_logprobs(lm.model, hidden[:n - 1])
+        kv = [run.kv[layer] for layer in range(len(run.kv))]
+        ref = Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None, stats=run.stats[0], seconds=0.0,
+                        shape=model_shape(lm.model), dense_params=linear_params(lm.model), kv=kv)
+    first = len(parts) - len(live)  # the reference's segment, if any, comes first
+    stats = [RowStats() for _ in chunk]
+    pieces = [(None, p) for p in prefixes]
+    for j, i in enumerate(live):
+        seg = segments[first + j]
+        stats[i] = run.stats[first + j]
+        pieces[i] = (hidden[seg.start:seg.start + seg.length], prefixes[i])
     qualities = _causal_qualities(lm, ref, pieces)
-    seconds = (time.perf_counter() - t0) / len(chunk)
+    seconds = (time.perf_counter() - t0) / (len(chunk) + first)
+    if first:
+        ref.seconds = seconds
     shape = ref.shape
     heads = shape.layers * shape.q_heads
     rows = []
@@ -338,7 +355,7 @@ def _run_packed(lm, ref: Reference, chunk: list[Budget], prefixes: list[int]) ->
         rows.append(Row(budget=budget, density=stat.kept_pairs / stat.allowed_pairs if stat.allowed_pairs else 1.0,
                         quality=quality, stats=stat, top1=top1,
                         compute=compute_costs(stat, ref.stats, shape, ref.dense_params, n, True, seconds)))
-    return rows
+    return ref, rows
 
 
 def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observers: Sequence) -> list[Row]:
@@ -383,14 +400,43 @@ def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observ
     return rows
 
 
+def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
+                          progress: Callable[[int, int], None] | None = None,
+                          batch_size: int | None = None) -> tuple[Reference, list[Row]]:
+    """:func:`reference_pass` and :func:`budget_pass` in one go, for one-shot sweeps.
+
+    On a causal model the full run shares the first packed pass with the
+    budgets (its tokens go through the linear layers with theirs); the rows
+    equal those of the two separate calls.
+    """
+    for b in budgets:
+        BudgetRun([b], causal=lm.causal)
+    if not lm.causal or not budgets:
+        ref = reference_pass(lm, encoded)
+        return ref, budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
+    n = encoded.n_tokens
+    prefixes = [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
+    first, size = [], n
+    for i in range(len(budgets)):
+        if first and size + n - prefixes[i] > PACKED_TOKENS:
+            break
+        first.append(i)
+        size += n - prefixes[i]
+    ref, rows = _run_packed(lm, None, [budgets[i] for i in first], [prefixes[i] for i in first], encoded)
+    if progress:
+        progress(len(first), len(budgets))
+    rest = budget_pass(lm, ref, budgets[len(first):],
+                       progress=(lambda done, total: progress(len(first) + done, len(budgets))) if progress else None)
+    return ref, rows + rest
+
+
 def sweep(lm, text: str, budgets: Sequence[Budget], max_tokens: int = DEFAULT_MAX_TOKENS,
           batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Reference + budgets on ``text``; the JSON object of ``python -m attnviz sweep --json``."""
     for b in budgets:
         BudgetRun([b], causal=lm.causal)
     encoded = encode_for(lm, text, max_tokens)
-    ref = reference_pass(lm, encoded)
-    rows = budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
+    _, rows = reference_and_budgets(lm, encoded, budgets, progress=progress, batch_size=batch_size)
     return {
         "model": lm.name,
         "weights": lm.weights,

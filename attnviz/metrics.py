@@ -85,7 +85,9 @@ def next_token_terms(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     Args:
         hidden: ``(rows, d)``; weight ``(vocab, d)``; bias ``(vocab,)`` or None.
         targets: ``(rows,)`` the actual next tokens.
-        probs_full: ``(rows, vocab)`` the full run's probabilities at the same positions (may be a strided view).
+        probs_full: the full run's probabilities at the same positions: anything whose
+            ``probs_full[:, v0:v1]`` gives those columns ``(rows, v1 - v0)`` (a tensor, or a
+            lazy view that builds them).
         p_sum, p_log_p: ``(rows,)`` float64 row sums of ``p`` and ``p log p``.
 
     Returns:

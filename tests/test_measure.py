@@ -184,6 +184,26 @@ def test_unbatched_rows_through_the_batch_path(smollm2, ref, batched):
         assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-4)
 
 
+@pytest.mark.parametrize("cap", [None, 3])
+def test_reference_and_budgets_in_one_pass_equal_separate_calls(smollm2, enc, ref, batched, monkeypatch, cap):
+    """The one-shot path (full run packed with the budgets, also when they spill into more passes)."""
+    if cap:
+        monkeypatch.setattr(measure, "PACKED_TOKENS", cap * enc.n_tokens)
+    calls = []
+    fused_ref, rows = measure.reference_and_budgets(smollm2, enc, BUDGETS,
+                                                    progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (len(BUDGETS), len(BUDGETS))
+    assert (fused_ref.logprobs - ref.logprobs).abs().max().item() < 1e-4
+    assert fused_ref.stats == ref.stats
+    for (k1, v1), (k2, v2) in zip(fused_ref.kv, ref.kv, strict=True):
+        assert k1.shape == k2.shape and torch.allclose(k1, k2, atol=1e-4) and torch.allclose(v1, v2, atol=1e-4)
+    for a, b in zip(rows, batched, strict=True):
+        assert a.budget == b.budget
+        assert a.compute["attn_pairs"] == b.compute["attn_pairs"] and a.compute["kv_bytes"] == b.compute["kv_bytes"]
+        assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-4)
+        assert a.quality["ppl"] == pytest.approx(b.quality["ppl"], rel=1e-4)
+
+
 def test_packing_needs_a_cache_and_no_capture(smollm2, ref):
     with pytest.raises(ValueError, match="packed"):
         budget_pass(smollm2, ref, [Budget("topk", keys=4)], capture=[0], pack=True)

@@ -8,6 +8,8 @@ accounting -- is shared and lives in :mod:`attnviz.budget_context`.
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -140,7 +142,9 @@ def keep_top(values: torch.Tensor, allowed: torch.Tensor, counts: torch.Tensor, 
         # allowed keys get the lowest finite threshold (every allowed key).
         threshold = kth_largest(vals, kmax).clamp_min(torch.finfo(vals.dtype).min)
         keep = vals >= threshold
-        if torch.equal(keep.sum(-1), counts):  # no tie at a threshold
+        # A threshold keeps at least the counted keys per row, more only on a tie:
+        # equal totals mean every row is exact.
+        if int(torch.count_nonzero(keep)) == int(counts.sum()):
             return keep
     idx = torch.topk(vals, kmax, dim=-1, sorted=True).indices
     chosen = torch.arange(kmax).view(1, 1, -1) < counts.unsqueeze(-1)
@@ -151,11 +155,32 @@ def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k``-th largest entry along the last axis, shape ``(..., 1)`` (``1 <= k <= values.shape[-1]``).
 
     numpy's introselect (``np.partition``) on one core is about twice as fast
-    as ``torch.topk`` on two, and a sweep spends much of its attention time here.
+    as ``torch.topk`` on two, and a sweep spends much of its attention time
+    here; large inputs are split over :func:`torch.get_num_threads` threads
+    (numpy releases the GIL while it partitions).
     """
     n = values.shape[-1]
-    chosen = np.partition(values.numpy(), n - k, axis=-1)[..., n - k:n - k + 1]
-    return torch.from_numpy(np.ascontiguousarray(chosen))
+    flat = values.numpy().reshape(-1, n)
+
+    def select(rows: np.ndarray) -> np.ndarray:
+        return np.partition(rows, n - k, axis=-1)[:, n - k]
+
+    threads = torch.get_num_threads()
+    if threads > 1 and flat.size >= _SPLIT_ABOVE:
+        parts = _pool(threads).map(select, np.array_split(flat, threads))
+        chosen = np.concatenate(list(parts))
+    else:
+        chosen = select(flat)
+    return torch.from_numpy(chosen).view(*values.shape[:-1], 1)
+
+
+_SPLIT_ABOVE = 1 << 16  # entries; below this, handing rows to threads costs more than it saves
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One shared pool per thread count (it holds no per-request state)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attnviz-select")
 
 
 def nearness(q_len: int, k_len: int) -> torch.Tensor:

@@ -114,6 +114,8 @@ def test_kth_largest_matches_sorting():
 
     x = torch.randn(3, 5, 11, generator=torch.Generator().manual_seed(0))
     x[0, 0, 3:] = float("-inf")
-    for k in (1, 4, 11):
-        expected = x.sort(dim=-1, descending=True).values[..., k - 1:k]
-        assert torch.equal(kth_largest(x, k), expected)
+    big = torch.randn(9, 130, 300, generator=torch.Generator().manual_seed(1))  # split over threads
+    for values in (x, big, big[:1].expand(4, -1, -1)):
+        for k in (1, 4, 11):
+            expected = values.sort(dim=-1, descending=True).values[..., k - 1:k]
+            assert torch.equal(kth_largest(values, k), expected)
