@@ -181,6 +181,7 @@ class BudgetRun:
         """
         outs = []
         hkv = key.shape[1]
+        query = query * scaling  # once for the whole packed sequence, not per block
         if self.prefix_kv is None:  # the first segment is the full run: its keys are everyone's prefix
             n = self.segments[0].length
             self.kv[layer] = (key[:, :, :n].clone(), value[:, :, :n].clone())
@@ -196,7 +197,7 @@ class BudgetRun:
                 hi = min(lo + step, seg.length)
                 end = seg.prefix + hi  # keys 0..end-1 are all the block's queries may see
                 allowed = self._causal(hi - lo, end)
-                weights, _ = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], scaling)[0],
+                weights, _ = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0],
                                               allowed, hkv, last=hi == seg.length)
                 outs.append(mix_values(weights.unsqueeze(0), v[:, :, :end]))
         return torch.cat(outs, dim=2)

@@ -37,7 +37,9 @@ def attention_scores(query: torch.Tensor, key: torch.Tensor, scaling: float) -> 
         raise ValueError(f"{hq} query heads cannot share {hkv} key/value heads evenly")
     g = hq // hkv
     # (b, hkv, g*lq, d) @ (b, hkv, d, lk): one batched matmul per KV head.
-    q = query.reshape(b, hkv, g * lq, d) * scaling
+    q = query.reshape(b, hkv, g * lq, d)
+    if scaling != 1.0:
+        q = q * scaling
     return torch.matmul(q, key.transpose(-1, -2)).view(b, hq, lq, lk)
 
 

@@ -105,12 +105,12 @@ def next_token_terms(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
         chunk_max, chunk_arg = z.max(-1)
         better = chunk_max > run_max  # strict: the first maximum wins, as argmax does
         top1 = torch.where(better, chunk_arg + v0, top1)
-        new_max = torch.maximum(run_max, chunk_max)
-        run_sum = run_sum * torch.exp(run_max - new_max) + torch.exp(z - new_max.unsqueeze(-1)).sum(-1)
-        run_max = new_max
         p_dot_z += (probs_full[:, v0:v1] * z).sum(-1, dtype=torch.float64)
         here = (targets >= v0) & (targets < v1)
         target_logit[here] = z[here].gather(-1, (targets[here] - v0).view(-1, 1)).view(-1)
+        new_max = torch.maximum(run_max, chunk_max)
+        run_sum = run_sum * torch.exp(run_max - new_max) + z.sub_(new_max.unsqueeze(-1)).exp_().sum(-1)
+        run_max = new_max
     lse = (run_max + torch.log(run_sum)).double()
     return p_log_p - p_dot_z + lse * p_sum, top1, lse - target_logit.double()
 

@@ -1,5 +1,6 @@
 """Spend a budget: pick a policy and a size, rerun the real model, see quality and compute move together."""
 
+import html
 import json
 
 import streamlit as st
@@ -36,8 +37,10 @@ analysis = None
 with st.container():
     c1, c2 = st.columns([2, 3])
     c1.selectbox("Policy", POLICY_NAMES, key="policy", on_change=remember, args=("policy",),
-                 format_func=lambda p: f"{p}: {POLICIES[p].summary}")
+                 help="How the kept keys are chosen; each policy is defined on the Methods page.")
     policy = st.session_state["policy"]
+    c2.markdown(f"<div style='padding-top:2.1rem'>{html.escape(POLICIES[policy].summary)}</div>",
+                unsafe_allow_html=True)
     analysis = load_analysis(controls, layer=max(0, min(int(st.session_state["layer"]) - 1, 100)))
 
 if analysis is not None:

@@ -68,7 +68,7 @@ else:
         weights = row.weights[layer][head].float().numpy()
         with right:
             st.plotly_chart(
-                attention_heatmap(weights, analysis.labels, analysis.labels, height=560,
+                attention_heatmap(weights, analysis.labels, analysis.labels, height=600,
                                   title=f"Layer {layer + 1}, head {head + 1}: each word keeps {k} "
                                         f"link{'s' if k != 1 else ''}"),
                 width="stretch",

@@ -30,7 +30,7 @@ from ._common import (
 from .pooling import pool_matrix
 
 MAX_TICKS_X = 48  # at most this many tick labels per axis; more tokens → every k-th label
-ROW_TICK_PX = 15  # vertical pixels one y tick label needs
+PLOT_MARGIN_PX = 200  # figure height not available to rows (title, key labels, axis title)
 
 
 def _axes(shape, q_labels, k_labels, factor: int):
@@ -44,8 +44,11 @@ def _axes(shape, q_labels, k_labels, factor: int):
 def _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages", note=None):
     note = note or pooling_note(factor, what)
     height = height or DEFAULT_HEIGHT
-    max_y = max(8, (height - 220) // ROW_TICK_PX)
-    n_ticks = max(min(len(qn), max_y), min(len(kn), MAX_TICKS_X))
+    # Every row label if a 9-px font fits (a text is read row by row); else every k-th.
+    per_row = (height - PLOT_MARGIN_PX) / max(1, len(qn))
+    y_font = int(min(12, max(9, per_row - 1)))
+    max_y = max(8, (height - PLOT_MARGIN_PX) // (y_font + 1))
+    n_ticks = min(len(kn), MAX_TICKS_X)
     base_layout(fig, title, height, note)
     fig.update_layout(
         xaxis=category_axis(
@@ -63,7 +66,7 @@ def _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages", note=No
             "query: the token attending" + (f" (position; a cell = {factor} tokens)" if factor > 1 else ""),
             max_y,
             autorange="reversed",
-            tickfont=dict(size=tick_font_size(n_ticks)),
+            tickfont=dict(size=y_font),
         ),
         plot_bgcolor="white",
     )

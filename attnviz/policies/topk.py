@@ -12,4 +12,7 @@ class TopK(Policy):
     summary = "Each query keeps its K highest-scoring keys (an oracle: it must score every key first)."
 
     def keep(self, scores, allowed, budget, view):
-        return keep_top(scores, allowed, row_counts(allowed, budget), masked=True)
+        memo_key = ("topk_counts", budget, allowed.data_ptr(), tuple(allowed.shape))
+        if memo_key not in view.memo:  # the same for every layer (and every head) of a call
+            view.memo[memo_key] = row_counts(allowed, budget)
+        return keep_top(scores, allowed, view.memo[memo_key], masked=True)
