@@ -178,6 +178,9 @@ def default_batch_size(n_tokens: int) -> int:
 PACKED_TOKENS = 8192
 """At most this many recomputed tokens per packed pass (bounds activation memory)."""
 
+PACKED_BUDGETS = 8
+"""At most this many budgets per packed pass (so a long sweep reports progress as it goes)."""
+
 ROW_GROUP = 512
 """Positions scored together by the output layer (with 2,048-word vocabulary chunks: 4 MB of logits)."""
 
@@ -228,7 +231,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         chunks, cur, size = [], [], 0
         for i in range(len(budgets)):
             new = ref.n_tokens - prefix[i]
-            if cur and size + new > PACKED_TOKENS:
+            if cur and (size + new > PACKED_TOKENS or len(cur) == PACKED_BUDGETS):
                 chunks.append(cur)
                 cur, size = [], 0
             cur.append(i)
@@ -418,7 +421,7 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
     prefixes = [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
     first, size = [], n
     for i in range(len(budgets)):
-        if first and size + n - prefixes[i] > PACKED_TOKENS:
+        if first and (size + n - prefixes[i] > PACKED_TOKENS or len(first) == PACKED_BUDGETS):
             break
         first.append(i)
         size += n - prefixes[i]

@@ -103,12 +103,13 @@ def h2o_prefill(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int)
     for i in range(m, n):
         # Heavy-hitter slots hold the cached keys outside the recent window
         # i-recent+1..i; key i-recent just left that window and now competes too.
-        old = in_cache.clone()
-        old[:, max(0, i - recent + 1):] = False
-        victim = torch.where(old, acc, inf).argmin(dim=-1)
+        # (That part always holds a cached key: the window holds at most K // 2 of the K.)
+        lo = i - recent + 1
+        victim = torch.where(in_cache[:, :lo], acc[:, :lo], inf).argmin(dim=-1)
         in_cache[heads, victim] = False
         in_cache[:, i] = True
         keep[:, i] = in_cache
-        row = torch.softmax(s[:, :, i].masked_fill(~in_cache[:, None], float("-inf")), dim=-1)
-        acc += row.sum(dim=1)
+        cached = in_cache[:, None, :i + 1]  # keys after i are never cached yet
+        row = torch.softmax(torch.where(cached, s[:, :, i, :i + 1], -inf), dim=-1)
+        acc[:, :i + 1] += row.sum(dim=1)
     return keep.repeat_interleave(group, dim=0), acc
