@@ -7,6 +7,8 @@ navigation; each page lives in ``pages/`` and draws the shared controls itself
 
 import streamlit as st
 
+from ui.memory import release_free_memory
+
 st.set_page_config(page_title="attnviz: the economics of attention", page_icon="🔦", layout="wide")
 
 PAGES = [
@@ -20,3 +22,4 @@ PAGES = [
 ]
 
 st.navigation(PAGES).run()
+release_free_memory()  # after every run: see ui/memory.py

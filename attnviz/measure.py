@@ -124,16 +124,20 @@ def encode_for(lm, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Encoded:
     return encode(lm.tokenizer, text, max_tokens, lm.max_positions, min_tokens=2 if lm.causal else 1)
 
 
-def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Sequence = ()) -> Reference:
+def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Sequence = (),
+                   for_budgets: bool = True) -> Reference:
     """Full attention through our kernel (equal to transformers' eager attention).
 
     ``observers`` see every layer's weights (see :class:`~attnviz.budget_context.BudgetRun`).
+    ``for_budgets=False`` skips what only budgets are compared against (the
+    next-token log-probabilities, 200 MB at 1024 tokens, and the KV cache):
+    for pictures of the full attention alone.
     """
     run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture, observers=observers)
-    hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=lm.causal)
+    hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=lm.causal and for_budgets)
     kv = cache_tensors(cache) if cache is not None else None
     t0 = time.perf_counter()
-    logprobs = next_token_logprobs(lm.model, hidden[0, :-1]) if lm.causal else None
+    logprobs = next_token_logprobs(lm.model, hidden[0, :-1]) if lm.causal and for_budgets else None
     seconds += time.perf_counter() - t0
     weights = {layer: w[0] for layer, w in run.weights.items()}
     return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None if lm.causal else hidden[0],
@@ -221,6 +225,8 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     """
     for b in budgets:  # fail fast, before any forward
         BudgetRun([b], causal=lm.causal)
+    if lm.causal and ref.logprobs is None:
+        raise ValueError("this reference was made without what budgets are compared against (for_budgets=False)")
     can_pack = lm.causal and ref.kv is not None and capture is None and not observers
     if pack and not can_pack:
         raise ValueError("packed passes need a causal model's reference with its KV cache, and no capture")

@@ -453,3 +453,10 @@ def test_attention_weights_equal_the_reference_pass_and_stop_early(smollm2):
     assert sorted(light) == [0, 2]
     for layer in (0, 2):
         assert torch.equal(light[layer], full[layer])
+
+
+def test_reference_for_pictures_only_keeps_no_logprobs(smollm2, enc):
+    pictures = reference_pass(smollm2, enc, capture=[0], for_budgets=False)
+    assert pictures.logprobs is None and pictures.kv is None and set(pictures.weights) == {0}
+    with pytest.raises(ValueError, match="for_budgets"):
+        budget_pass(smollm2, pictures, [Budget("topk", keys=4)])
