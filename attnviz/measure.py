@@ -77,7 +77,7 @@ class Reference:
         if self.logprobs is None:
             return None
         sums, p_log_p = [], []
-        for chunk in self.logprobs.split(128):  # float64 copies of the whole (n-1, vocab) would be 400 MB at 1024
+        for chunk in self.logprobs.split(32):  # float64 copies of all (n-1, vocab) would be 400 MB at 1024
             lp = chunk.double()
             p = lp.exp()
             sums.append(p.sum(-1))
