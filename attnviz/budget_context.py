@@ -152,7 +152,9 @@ class BudgetRun:
         if len(self.budgets) != batch:
             raise ValueError(f"{len(self.budgets)} budgets for a batch of {batch}")
         if allowed is None:
-            allowed = self.memo.setdefault(("all", batch, lq, lk), torch.ones(batch, 1, lq, lk, dtype=torch.bool))
+            if ("all", batch, lq, lk) not in self.memo:
+                self.memo["all", batch, lq, lk] = torch.ones(batch, 1, lq, lk, dtype=torch.bool)
+            allowed = self.memo["all", batch, lq, lk]
         scores = attention_scores(query, key, scaling)
         weights, keeps = [], []
         for b in range(batch):
@@ -160,16 +162,17 @@ class BudgetRun:
             weights.append(w)
             keeps.append(keep)
         weights = torch.stack(weights) if batch > 1 else weights[0].unsqueeze(0)
-        if self._captures(layer):
+        capture = self._captures(layer)
+        some_dropped = any(k is not None for k in keeps)
+        keep_all = None
+        if capture or (self.observers and some_dropped):
+            keep_all = torch.stack([allowed[b].expand(hq, lq, lk) if k is None else k.expand(hq, lq, lk)
+                                    for b, k in enumerate(keeps)])
+        if capture:
             self.weights[layer] = weights.to(torch.float16)
-            self.keep_masks[layer] = torch.stack([allowed[b].expand(hq, lq, lk) if k is None else k.expand(hq, lq, lk)
-                                                  for b, k in enumerate(keeps)])
-        if self.observers:
-            every_key = all(k is None for k in keeps)
-            keep_all = None if every_key else torch.stack(
-                [allowed[b].expand(hq, lq, lk) if k is None else k.expand(hq, lq, lk) for b, k in enumerate(keeps)])
-            for observe in self.observers:
-                observe(layer, weights, keep_all)
+            self.keep_masks[layer] = keep_all
+        for observe in self.observers:
+            observe(layer, weights, keep_all if some_dropped else None)
         return mix_values(weights, value), weights
 
     def _attend_packed(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

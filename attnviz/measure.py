@@ -199,7 +199,7 @@ def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Captur
     """
     if not lm.causal or ref.kv is None or capture is not None or observers:
         return 0
-    return min(min(get_policy(b.policy).exact_prefix(b) for b in budgets), ref.n_tokens)
+    return min(_exact_prefixes(budgets, ref.n_tokens))
 
 
 def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
@@ -232,17 +232,9 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         raise ValueError("packed passes need a causal model's reference with its KV cache, and no capture")
     if pack is None:
         pack = can_pack
-    prefix = [min(get_policy(b.policy).exact_prefix(b), ref.n_tokens) if pack else 0 for b in budgets]
+    prefix = _exact_prefixes(budgets, ref.n_tokens) if pack else [0] * len(budgets)
     if pack:
-        chunks, cur, size = [], [], 0
-        for i in range(len(budgets)):
-            new = ref.n_tokens - prefix[i]
-            if cur and (size + new > PACKED_TOKENS or len(cur) == PACKED_BUDGETS):
-                chunks.append(cur)
-                cur, size = [], 0
-            cur.append(i)
-            size += new
-        chunks += [cur] if cur else []
+        chunks = _packed_groups(ref.n_tokens, prefix)
     else:
         size = batch_size or default_batch_size(ref.n_tokens)
         chunks = [list(range(len(budgets)))[s:s + size] for s in range(0, len(budgets), size)]
@@ -259,6 +251,24 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         if progress:
             progress(done, len(budgets))
     return [rows[i] for i in range(len(budgets))]
+
+
+def _exact_prefixes(budgets: Sequence[Budget], n: int) -> list[int]:
+    """Per budget, the leading tokens it leaves untouched (taken from the full run instead of recomputed)."""
+    return [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
+
+
+def _packed_groups(n: int, prefixes: list[int], reserved: int = 0) -> list[list[int]]:
+    """Budget indices per packed pass, in order: at most :data:`PACKED_BUDGETS` budgets and
+    :data:`PACKED_TOKENS` recomputed tokens each (``reserved`` of them already taken in the first)."""
+    groups, cur, size = [], [], reserved
+    for i, p in enumerate(prefixes):
+        if cur and (size + n - p > PACKED_TOKENS or len(cur) == PACKED_BUDGETS):
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(i)
+        size += n - p
+    return groups + [cur] if cur else groups
 
 
 def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | None, int]]
@@ -424,13 +434,8 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
         ref = reference_pass(lm, encoded)
         return ref, budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
     n = encoded.n_tokens
-    prefixes = [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
-    first, size = [], n
-    for i in range(len(budgets)):
-        if first and (size + n - prefixes[i] > PACKED_TOKENS or len(first) == PACKED_BUDGETS):
-            break
-        first.append(i)
-        size += n - prefixes[i]
+    prefixes = _exact_prefixes(budgets, n)
+    first = _packed_groups(n, prefixes, reserved=n)[0]  # the full run's n tokens share the first pass
     ref, rows = _run_packed(lm, None, [budgets[i] for i in first], [prefixes[i] for i in first], encoded)
     if progress:
         progress(len(first), len(budgets))

@@ -66,10 +66,6 @@ def peak_rss_gb(pid: int) -> float:
     return float("nan")
 
 
-def metrics(page) -> list[str]:
-    return page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all_inner_texts()
-
-
 def wait_idle(page, timeout: float = 600) -> float:
     """Wait until no script run is shown as running; returns the time it was first seen idle.
 

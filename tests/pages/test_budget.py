@@ -1,25 +1,17 @@
 """'Spend a budget' page, run headless with Streamlit's AppTest on the bundled models."""
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from attnviz.policies import POLICIES
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+from .apptest import metrics, run_page
+
 POLICY_NAMES = [p for p in POLICIES if p != "full"]
-TEXT = "The cat sat on the mat because it was tired."  # 11 tokens: keeps every rerun fast
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({"text": TEXT, **{k: str(v) for k, v in params.items()}})
-    return at.switch_page("pages/budget.py").run()
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return run_page("budget", **params)
 
 
 def test_budget_page_draws_its_widgets_and_numbers():

@@ -1,12 +1,11 @@
 """Explore page, run headless with Streamlit's AppTest on the bundled models (short texts keep reruns fast)."""
 
 import json
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-TEXT = "The cat sat on the mat because it was tired."  # 11 SmolLM2 tokens
+from .apptest import run_page
+
 VIEWS = {
     "head": "🔎 One head",
     "lines": "🧵 Token lines",
@@ -18,9 +17,7 @@ VIEWS = {
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({"text": TEXT, **{k: str(v) for k, v in params.items()}})
-    return at.switch_page("pages/explore.py").run()
+    return run_page("explore", **params)
 
 
 def show(at: AppTest, view: str) -> AppTest:

@@ -1,18 +1,14 @@
 """'Generate text' page, run headless with Streamlit's AppTest; a few new tokens only (decoding is slow on CPU)."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-TEXT = "The cat sat on the mat because it was tired."  # 11 tokens
+from .apptest import run_page
+
 NEW = 4  # new tokens per continuation
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({"text": TEXT, "gen_new": str(NEW), **{k: str(v) for k, v in params.items()}})
-    return at.switch_page("pages/generate.py").run()
+    return run_page("generate", **{"gen_new": NEW, **params})
 
 
 def kv_metrics(at: AppTest) -> list[str]:

@@ -1,21 +1,12 @@
 """Start page ("Attention in one minute"), run headless with Streamlit's AppTest on the bundled SmolLM2."""
 
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-TEXT = "The cat sat on the mat because it was tired."  # 11 tokens: keeps every rerun fast
+from .apptest import TEXT, metrics, run_page
 
 
 def open_page(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({"text": TEXT, **{k: str(v) for k, v in params.items()}})
-    return at.switch_page("pages/start.py").run()
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+    return run_page("start", **params)
 
 
 def pct(value: str) -> float:
