@@ -86,12 +86,17 @@ class BudgetRun:
             :class:`Segment` per budget.  The linear layers see one long
             sequence (large, efficient matrix products); attention runs per
             segment, over its prefix from ``prefix_kv`` plus its own tokens.
-            Pass matching ``position_ids``.  No capture or observers.
+            Pass matching ``position_ids``.  No observers; ``capture`` needs
+            ``prefix_weights`` for the rows a segment does not recompute.
         prefix_kv: per layer ``(keys, values)``, each ``(1, kv_heads, n, d_head)``,
             the full run's cache that segments take their prefixes from.  None:
             the first segment *is* the full run of the whole text (policy
             ``full``, no prefix), computed in the same pass; the others take
             their prefixes from its keys and values, which are kept in ``kv``.
+        prefix_weights: per captured layer the full run's float16 ``(q_heads, n, n)``
+            weights: in a packed run with ``capture`` the rows of a segment's
+            prefix (which keep every key, so equal the full run) come from there,
+            and each segment's captured weights cover the whole text.
     """
 
     budgets: Sequence[Budget]
@@ -100,6 +105,7 @@ class BudgetRun:
     observers: Sequence[Callable[[int, torch.Tensor, torch.Tensor | None], None]] = ()
     segments: Sequence[Segment] | None = None
     prefix_kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
+    prefix_weights: dict[int, torch.Tensor] | None = None
     stats: list[RowStats] = field(init=False)
     weights: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(init=False, default_factory=dict)
@@ -118,11 +124,15 @@ class BudgetRun:
             self.segments = list(self.segments)
             if len(self.segments) != len(self.budgets):
                 raise ValueError(f"{len(self.segments)} segments for {len(self.budgets)} budgets")
-            if not self.causal or self.capture is not None or self.observers:
-                raise ValueError("a packed run needs a causal model and no capture or observers")
+            if not self.causal or self.observers:
+                raise ValueError("a packed run needs a causal model and no observers")
             first = self.segments[0]
             if self.prefix_kv is None and (first.start or first.prefix or self.budgets[0].policy != "full"):
                 raise ValueError("without prefix_kv the first segment must be the full run of the whole text")
+            if self.capture is not None and any(s.prefix for s in self.segments):
+                have = set(self.prefix_weights or ())
+                if self.capture == "all" or not self.capture <= have:
+                    raise ValueError("capture in a packed run needs prefix_weights for every captured layer")
 
     def _captures(self, layer: int) -> bool:
         return self.capture == "all" or (self.capture is not None and layer in self.capture)
@@ -140,7 +150,8 @@ class BudgetRun:
 
         ``allowed`` is the model's own bool mask ``(batch, 1, q, k)`` or None (all keys).
         In a packed run (``segments``) the mask is ignored (each segment is
-        causal on its own) and no weights are returned.
+        causal on its own) and no weights are returned (captured ones are kept
+        in ``weights``, one row per segment).
         """
         if self.segments is not None:
             return self._attend_packed(layer, query, key, value, scaling), None
@@ -188,6 +199,7 @@ class BudgetRun:
         if self.prefix_kv is None:  # the first segment is the full run: its keys are everyone's prefix
             n = self.segments[0].length
             self.kv[layer] = (key[:, :, :n].clone(), value[:, :, :n].clone())
+        grab = _Captured(self, layer, query.shape[1]) if self._captures(layer) else None
         for b, seg in enumerate(self.segments):
             new = slice(seg.start, seg.start + seg.length)
             q, k, v = query[:, :, new], key[:, :, new], value[:, :, new]
@@ -200,9 +212,13 @@ class BudgetRun:
                 hi = min(lo + step, seg.length)
                 end = seg.prefix + hi  # keys 0..end-1 are all the block's queries may see
                 allowed = self._causal(hi - lo, end)
-                weights, _ = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0],
-                                              allowed, hkv, last=hi == seg.length)
+                weights, keep = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0],
+                                                 allowed, hkv, last=hi == seg.length)
+                if grab is not None:
+                    grab.rows(b, seg.prefix + lo, weights, allowed if keep is None else keep)
                 outs.append(mix_values(weights.unsqueeze(0), v[:, :, :end]))
+        if grab is not None:
+            grab.store()
         return torch.cat(outs, dim=2)
 
     def _causal(self, q_len: int, k_len: int) -> torch.Tensor:
@@ -275,6 +291,35 @@ class BudgetRun:
         elif last:
             stat.kv_keys += facts.last_keys * hkv
         return kept_w, keep
+
+
+class _Captured:
+    """One layer's captured weights and keep masks of a packed run: ``(segments, q_heads, n, n)`` each.
+
+    A segment's prefix rows keep every key (that is why they were not recomputed),
+    so they are the full run's weights (``prefix_weights``) with a causal keep mask.
+    """
+
+    def __init__(self, run: BudgetRun, layer: int, q_heads: int):
+        self.run, self.layer = run, layer
+        n = run.segments[0].prefix + run.segments[0].length
+        self.weights = torch.zeros(len(run.segments), q_heads, n, n, dtype=torch.float16)
+        self.keep = torch.zeros(len(run.segments), q_heads, n, n, dtype=torch.bool)
+        for b, seg in enumerate(run.segments):
+            p = seg.prefix
+            if p:
+                self.weights[b, :, :p, :p] = run.prefix_weights[layer][:, :p, :p]
+                self.keep[b, :, :p, :p] = run._causal(p, p)[0]
+
+    def rows(self, b: int, first: int, weights: torch.Tensor, keep: torch.Tensor) -> None:
+        """Rows ``first..`` of segment ``b``: ``weights`` ``(q_heads, q, k)`` and a keep mask broadcastable to it."""
+        q, k = weights.shape[-2:]
+        self.weights[b, :, first:first + q, :k] = weights
+        self.keep[b, :, first:first + q, :k] = keep
+
+    def store(self) -> None:
+        self.run.weights[self.layer] = self.weights
+        self.run.keep_masks[self.layer] = self.keep
 
 
 QUERY_BLOCK = 128

@@ -210,13 +210,14 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     Budgets are validated for the model before any work (a
     :class:`~attnviz.budget.BudgetError` names the policy and reason).
 
-    On a causal model (without ``capture`` or ``observers``) budgets run
-    *packed*: each budget recomputes only the tokens after the prefix it
-    leaves untouched (those keep every key, so they are taken from the full
-    run's KV cache: exact), and the recomputed tokens of several budgets go
-    through the model as one long sequence, attention kept per budget.
-    Otherwise (``pack=False``, encoders, captured weights) budgets run as
-    batch rows, ``batch_size`` at a time.
+    On a causal model (without ``observers``) budgets run *packed*: each
+    budget recomputes only the tokens after the prefix it leaves untouched
+    (those keep every key, so they are taken from the full run's KV cache:
+    exact), and the recomputed tokens of several budgets go through the model
+    as one long sequence, attention kept per budget.  Captured layers must be
+    in ``ref.weights`` for that (the prefix rows are copied from there).
+    Otherwise (``pack=False``, encoders, observers, captured layers the
+    reference lacks) budgets run as batch rows, ``batch_size`` at a time.
 
     ``seconds`` is the measured wall time of the budgeted forward (trunk and
     output layer), divided evenly among the budgets that shared a pass: a
@@ -227,14 +228,15 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         BudgetRun([b], causal=lm.causal)
     if lm.causal and ref.logprobs is None:
         raise ValueError("this reference was made without what budgets are compared against (for_budgets=False)")
-    can_pack = lm.causal and ref.kv is not None and capture is None and not observers
+    can_pack = lm.causal and ref.kv is not None and not observers and _in_reference(capture, ref)
     if pack and not can_pack:
-        raise ValueError("packed passes need a causal model's reference with its KV cache, and no capture")
+        raise ValueError("packed passes need a causal model's reference with its KV cache (and the weights of "
+                         "every captured layer), and no observers")
     if pack is None:
         pack = can_pack
     prefix = _exact_prefixes(budgets, ref.n_tokens) if pack else [0] * len(budgets)
     if pack:
-        chunks = _packed_groups(ref.n_tokens, prefix)
+        chunks = _packed_groups(ref.n_tokens, prefix, max_budgets=_budgets_per_pass(capture, ref))
     else:
         size = batch_size or default_batch_size(ref.n_tokens)
         chunks = [list(range(len(budgets)))[s:s + size] for s in range(0, len(budgets), size)]
@@ -243,7 +245,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     for idx in chunks:
         chunk = [budgets[i] for i in idx]
         if pack:
-            got = _run_packed(lm, ref, chunk, [prefix[i] for i in idx])[1]
+            got = _run_packed(lm, ref, chunk, [prefix[i] for i in idx], capture=capture)[1]
         else:
             got = _run_batch(lm, ref, chunk, capture, observers)
         rows.update(zip(idx, got, strict=True))
@@ -258,12 +260,34 @@ def _exact_prefixes(budgets: Sequence[Budget], n: int) -> list[int]:
     return [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
 
 
-def _packed_groups(n: int, prefixes: list[int], reserved: int = 0) -> list[list[int]]:
-    """Budget indices per packed pass, in order: at most :data:`PACKED_BUDGETS` budgets and
+def _in_reference(capture: Capture, ref: Reference) -> bool:
+    """Whether ``ref`` holds the weights of every layer in ``capture`` (a packed pass copies its prefix rows)."""
+    if capture is None:
+        return True
+    layers = range(ref.shape.layers) if capture == "all" else capture
+    return set(layers) <= set(ref.weights)
+
+
+CAPTURE_BYTES = 256 * 2**20
+"""At most this many bytes of captured weights and keep masks per packed pass (at least one budget)."""
+
+
+def _budgets_per_pass(capture: Capture, ref: Reference) -> int:
+    """Budgets one packed pass may hold: :data:`PACKED_BUDGETS`, fewer when their captured weights are large."""
+    if capture is None:
+        return PACKED_BUDGETS
+    layers = ref.shape.layers if capture == "all" else len(set(capture))
+    per_budget = layers * ref.shape.q_heads * ref.n_tokens ** 2 * 3  # float16 weights + bool keep mask
+    return max(1, min(PACKED_BUDGETS, CAPTURE_BYTES // per_budget))
+
+
+def _packed_groups(n: int, prefixes: list[int], reserved: int = 0, max_budgets: int = PACKED_BUDGETS
+                   ) -> list[list[int]]:
+    """Budget indices per packed pass, in order: at most ``max_budgets`` budgets and
     :data:`PACKED_TOKENS` recomputed tokens each (``reserved`` of them already taken in the first)."""
     groups, cur, size = [], [], reserved
     for i, p in enumerate(prefixes):
-        if cur and (size + n - p > PACKED_TOKENS or len(cur) == PACKED_BUDGETS):
+        if cur and (size + n - p > PACKED_TOKENS or len(cur) == max_budgets):
             groups.append(cur)
             cur, size = [], 0
         cur.append(i)
@@ -325,11 +349,12 @@ class _ProbsOf:
 
 
 def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[int],
-                encoded: Encoded | None = None) -> tuple[Reference, list[Row]]:
+                encoded: Encoded | None = None, capture: Capture = None) -> tuple[Reference, list[Row]]:
     """One packed pass (see :func:`budget_pass`): the reference and the rows in the order of ``chunk``.
 
     With ``ref`` None the full run of ``encoded`` joins the pass as its first
     segment (one-shot sweeps): the budgets take their prefixes from its keys.
+    ``capture`` needs ``ref`` to hold those layers' weights (its prefix rows come from there).
     """
     n = ref.n_tokens if ref is not None else encoded.n_tokens
     ids_all = ref.ids if ref is not None else encoded.ids
@@ -345,7 +370,8 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
         ids = torch.cat([ids_all[0, p:] for _, p in parts]).unsqueeze(0)
         positions = torch.cat([torch.arange(p, n) for _, p in parts]).unsqueeze(0)
         run = BudgetRun([b for b, _ in parts], causal=True, segments=segments,
-                        prefix_kv=None if ref is None else ref.kv)
+                        prefix_kv=None if ref is None else ref.kv, capture=capture,
+                        prefix_weights=None if ref is None else ref.weights)
         hidden = run_trunk(lm.model, ids, run, position_ids=positions)[0][0]
     if ref is None:
         logprobs = next_token_logprobs(lm.model, hidden[:n - 1])
@@ -355,10 +381,18 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
     first = len(parts) - len(live)  # the reference's segment, if any, comes first
     stats = [RowStats() for _ in chunk]
     pieces = [(None, p) for p in prefixes]
+    weights, keeps = [{} for _ in chunk], [{} for _ in chunk]  # captured, per budget
+    layers = [] if capture is None else range(ref.shape.layers) if capture == "all" else sorted(set(capture))
+    for layer in layers:  # budgets with nothing to recompute kept every key: the full run's weights
+        full_keep = torch.ones(n, n, dtype=torch.bool).tril().expand(ref.shape.q_heads, n, n)
+        for i in set(range(len(chunk))) - set(live):
+            weights[i][layer], keeps[i][layer] = ref.weights[layer], full_keep
     for j, i in enumerate(live):
         seg = segments[first + j]
         stats[i] = run.stats[first + j]
         pieces[i] = (hidden[seg.start:seg.start + seg.length], prefixes[i])
+        for layer in layers:
+            weights[i][layer], keeps[i][layer] = run.weights[layer][first + j], run.keep_masks[layer][first + j]
     qualities = _causal_qualities(lm, ref, pieces)
     seconds = (time.perf_counter() - t0) / (len(chunk) + first)
     if first:
@@ -366,14 +400,15 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
     shape = ref.shape
     heads = shape.layers * shape.q_heads
     rows = []
-    for budget, p, stat, (quality, top1) in zip(chunk, prefixes, stats, qualities, strict=True):
+    for i, (budget, p, stat, (quality, top1)) in enumerate(zip(chunk, prefixes, stats, qualities, strict=True)):
         stat.add_full_rows(pairs=heads * p * (p + 1) // 2, rows=heads * p)
         if p >= n:
             stat.kv_keys = ref.stats.kv_keys
         quality.update(mass_kept=stat.mass_kept, cos_embedding=None, cos_tokens=None)
         rows.append(Row(budget=budget, density=stat.kept_pairs / stat.allowed_pairs if stat.allowed_pairs else 1.0,
                         quality=quality, stats=stat, top1=top1,
-                        compute=compute_costs(stat, ref.stats, shape, ref.dense_params, n, True, seconds)))
+                        compute=compute_costs(stat, ref.stats, shape, ref.dense_params, n, True, seconds),
+                        weights=weights[i], keep=keeps[i]))
     return ref, rows
 
 

@@ -9,7 +9,7 @@ from attnviz.figures import attention_heatmap, changed_predictions_html, differe
 from attnviz.policies import POLICIES
 from attnviz.tokens import token_labels
 from ui.cached import get_row
-from ui.show import attempt, load_analysis, pct, si
+from ui.show import attempt, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 controls = shared_controls()
@@ -54,6 +54,10 @@ if analysis is not None:
 
     @st.fragment
     def budget_view() -> None:
+        with live_area():
+            budget_parts()
+
+    def budget_parts() -> None:
         a, b, c, d = st.columns(4)
         if pol.ratio_only:
             st.session_state["mode"] = "ratio"

@@ -4,7 +4,7 @@ import streamlit as st
 
 from attnviz.figures import attention_heatmap
 from ui.cached import get_row
-from ui.show import attempt, load_analysis, pct, si
+from ui.show import attempt, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 # Layer 14, head 9 (0-based 13, 8): on the default example the word "it" puts 55% of its attention on
@@ -38,6 +38,10 @@ else:
 
     @st.fragment
     def budget_view() -> None:
+        with live_area():
+            budget_columns()
+
+    def budget_columns() -> None:
         left, right = st.columns([2, 3], gap="large")
         with left:
             st.markdown(INTRO)

@@ -416,6 +416,34 @@ def test_packed_segments_equal_each_budget_on_its_own_text(monkeypatch, block):
         assert run.stats[b].kv_keys == alone.stats[0].kv_keys
 
 
+@pytest.mark.parametrize("block", [2, 128])
+def test_packed_capture_equals_each_budget_captured_on_its_own(monkeypatch, block):
+    """Captured weights and keep masks of a packed run: prefix rows copied from the full run's, the rest
+    recomputed; each segment's whole (q_heads, n, n) matrices equal those of the budget run alone."""
+    import attnviz.budget_context as bc
+
+    monkeypatch.setattr(bc, "QUERY_BLOCK", block)
+    hq, hkv, n, d = 4, 2, 9, 8
+    q, k, v = _qkv(1, hq, hkv, n, d, seed=5)
+    full = BudgetRun([Budget("full")], capture=[0])
+    full.attend(0, q, k, v, _causal(1, n), 0.3)
+    prefixes = [3, 2, 4, 3, 0, 9 - 1]
+    segments, start = [], 0
+    for p in prefixes:
+        segments.append(bc.Segment(start=start, length=n - p, prefix=p))
+        start += n - p
+    packed = [torch.cat([t[:, :, p:] for p in prefixes], dim=2) for t in (q, k, v)]
+    run = BudgetRun(PACKED_BUDGETS, segments=segments, prefix_kv=[(k, v)], capture=[0],
+                    prefix_weights={0: full.weights[0][0]})
+    run.attend(0, *packed, None, 0.3)
+    assert run.weights[0].shape == (len(segments), hq, n, n) and run.weights[0].dtype == torch.float16
+    for b, budget in enumerate(PACKED_BUDGETS):
+        alone = BudgetRun([budget], capture=[0])
+        alone.attend(0, q, k, v, _causal(1, n), 0.3)
+        assert torch.allclose(run.weights[0][b].float(), alone.weights[0][0].float(), atol=1e-3), budget.label
+        assert torch.equal(run.keep_masks[0][b], alone.keep_masks[0][0]), budget.label
+
+
 def test_packed_run_checks_its_arguments():
     from attnviz.budget_context import Segment
 
@@ -424,7 +452,11 @@ def test_packed_run_checks_its_arguments():
         BudgetRun([Budget("full"), Budget("full")], segments=seg, prefix_kv=[])
     with pytest.raises(ValueError, match="causal"):
         BudgetRun([Budget("full")], causal=False, segments=seg, prefix_kv=[])
-    with pytest.raises(ValueError, match="capture"):
+    with pytest.raises(ValueError, match="prefix_weights"):
         BudgetRun([Budget("full")], capture="all", segments=seg, prefix_kv=[])
+    with pytest.raises(ValueError, match="prefix_weights"):
+        BudgetRun([Budget("full")], capture=[1], segments=seg, prefix_kv=[], prefix_weights={0: torch.ones(1)})
+    with pytest.raises(ValueError, match="observers"):
+        BudgetRun([Budget("full")], observers=[print], segments=seg, prefix_kv=[])
     with pytest.raises(ValueError, match="prefix_kv"):
         BudgetRun([Budget("full")], segments=seg)

@@ -209,6 +209,36 @@ def test_packing_needs_a_cache_and_no_capture(smollm2, ref):
         budget_pass(smollm2, ref, [Budget("topk", keys=4)], capture=[0], pack=True)
 
 
+def test_capture_packed_equals_capture_recomputed(smollm2, enc, monkeypatch):
+    """With the captured layers' weights in the reference, a captured budget runs packed (its prefix rows
+    copied from the reference) and equals the same budget recomputed whole: weights, masks, numbers."""
+    n = enc.n_tokens
+    ref_w = reference_pass(smollm2, enc, capture=[0, 5])
+    budgets = [*BUDGETS[1:], Budget("topk", keys=n)]  # the last keeps every key: nothing to recompute
+    calls = []
+    run_packed = measure._run_packed
+    monkeypatch.setattr(measure, "_run_packed", lambda *a, **k: calls.append(len(a[2])) or run_packed(*a, **k))
+    packed = budget_pass(smollm2, ref_w, budgets, capture=[5])
+    whole = budget_pass(smollm2, ref_w, budgets, capture=[5], pack=False)
+    assert calls == [8]  # one packed pass of all 8 budgets
+    for a, b in zip(packed, whole, strict=True):
+        assert set(a.weights) == set(a.keep) == {5}
+        assert a.weights[5].shape == (H, n, n) and a.weights[5].dtype == torch.float16
+        assert torch.equal(a.keep[5], b.keep[5]), a.budget.label
+        assert (a.weights[5].float() - b.weights[5].float()).abs().max().item() < 2e-3, a.budget.label
+        assert a.compute["attn_pairs"] == b.compute["attn_pairs"] and a.compute["kv_bytes"] == b.compute["kv_bytes"]
+        assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-4)
+        assert a.quality["mass_kept"] == pytest.approx(b.quality["mass_kept"], abs=1e-4)
+    with pytest.raises(ValueError, match="packed"):  # layer 3 is not in the reference
+        budget_pass(smollm2, ref_w, budgets[:1], capture=[3], pack=True)
+    # large captures make smaller passes: at most CAPTURE_BYTES of weights and masks each
+    monkeypatch.setattr(measure, "CAPTURE_BYTES", 2 * (2 * H * n * n * 3))
+    calls.clear()
+    again = budget_pass(smollm2, ref_w, budgets[:5], capture=[0, 5])
+    assert calls == [2, 2, 1]
+    assert all(torch.equal(a.keep[5], b.keep[5]) for a, b in zip(again, packed, strict=False))
+
+
 def test_budgets_actually_differ_from_full(batched):
     """Sanity of the comparison above: the budgets under test are not all trivially equal to full."""
     for b in BUDGETS[1:]:

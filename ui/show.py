@@ -30,6 +30,22 @@ def attempt(fn: Callable[[], T], what: str) -> T | None:
     return None
 
 
+# Streamlit fades every element of a run that takes over 0.5 s (an opacity transition over 1 s). Under a slider
+# that answers in about a second the fade is only flicker, and animating the opacity of large heatmaps costs the
+# browser CPU that the server needs when both share a machine (measured: about 0.2 s per slider move, see
+# benchmarks/app_bench.py). Elements inside a live area keep full opacity; the running indicator still shows.
+_LIVE_CSS = "<style>.st-key-live [data-stale='true'] {opacity: 1 !important; transition: none !important;}</style>"
+
+
+def live_area():
+    """A container (use it with ``with``) whose elements do not fade while the next result is computed.
+
+    Call it once per run, inside the fragment that a slider reruns.
+    """
+    st.html(_LIVE_CSS)
+    return st.container(key="live")
+
+
 def load_analysis(controls, layer: int | None = None, summaries: bool = False) -> Analysis | None:
     """Model + full-attention analysis of the shared text, with spinners and clear errors."""
     with st.spinner(f"Loading {controls.model} (the first start converts the weights, about 30 s)…"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError
@@ -86,30 +87,33 @@ def h2o_prefill(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int)
     """
     hq, n, _ = scores.shape
     hkv = hq // group
-    s = scores.view(hkv, group, n, n)
-    causal = allowed[0]
-    keep = torch.zeros(hkv, n, n, dtype=torch.bool)
     m = min(k, n)
+    causal = allowed[0]
+    # The loop below takes one small step per query: in numpy each step costs microseconds, in torch about
+    # ten times more (per-op dispatch), and a sweep runs it for every layer of every h2o budget.
+    s = scores.detach().view(hkv, group, n, n).numpy()
+    keep = np.zeros((hkv, n, n), dtype=bool)
     # Until the cache is full nothing is evicted: rows 0..m-1 see every earlier key.
-    keep[:, :m, :m] = causal[:m, :m]
-    first = torch.softmax(s[:, :, :m, :m].masked_fill(~causal[:m, :m], float("-inf")), dim=-1)
-    acc = torch.zeros(hkv, n, dtype=scores.dtype)
-    acc[:, :m] = first.sum(dim=(1, 2))
-    in_cache = torch.zeros(hkv, n, dtype=torch.bool)
+    keep[:, :m, :m] = causal[:m, :m].numpy()
+    first = torch.softmax(scores.view(hkv, group, n, n)[:, :, :m, :m].masked_fill(~causal[:m, :m], float("-inf")),
+                          dim=-1)
+    acc = np.zeros((hkv, n), dtype=s.dtype)
+    acc[:, :m] = first.sum(dim=(1, 2)).numpy()
+    in_cache = np.zeros((hkv, n), dtype=bool)
     in_cache[:, :m] = True
     recent = max(1, k // 2)
-    heads = torch.arange(hkv)
-    inf = torch.tensor(float("inf"), dtype=scores.dtype)
+    heads = np.arange(hkv)
     for i in range(m, n):
         # Heavy-hitter slots hold the cached keys outside the recent window
         # i-recent+1..i; key i-recent just left that window and now competes too.
         # (That part always holds a cached key: the window holds at most K // 2 of the K.)
         lo = i - recent + 1
-        victim = torch.where(in_cache[:, :lo], acc[:, :lo], inf).argmin(dim=-1)
+        victim = np.where(in_cache[:, :lo], acc[:, :lo], np.inf).argmin(axis=-1)
         in_cache[heads, victim] = False
         in_cache[:, i] = True
         keep[:, i] = in_cache
-        cached = in_cache[:, None, :i + 1]  # keys after i are never cached yet
-        row = torch.softmax(torch.where(cached, s[:, :, i, :i + 1], -inf), dim=-1)
-        acc[:, :i + 1] += row.sum(dim=1)
-    return keep.repeat_interleave(group, dim=0), acc
+        row = np.where(in_cache[:, None, :i + 1], s[:, :, i, :i + 1], -np.inf)  # keys after i are not cached yet
+        e = np.exp(row - row.max(axis=-1, keepdims=True))
+        acc[:, :i + 1] += (e / e.sum(axis=-1, keepdims=True)).sum(axis=1)
+    keep_t = torch.from_numpy(keep)
+    return keep_t.repeat_interleave(group, dim=0), torch.from_numpy(acc)
