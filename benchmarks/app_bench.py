@@ -77,20 +77,24 @@ def wait_idle(page, timeout: float = 600) -> float:
     return time.perf_counter()
 
 
-# Resolves (with the page's clock) when the metric values differ from now and no run is shown as running.
-_WATCH_METRICS = """() => {
-  const read = () => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stMetricValue"]')]
-                       .map(e => e.innerText).join('|');
-  const before = read();
+# Resolves (with the page's clock) once the metric values and the heatmap's title (it names K) both differ from
+# now, after the next frame is painted: what the user waits for. Streamlit's "running" indicator goes away
+# about 0.1 s later; that is not waited for. Reads textContent (no forced layout) to disturb the page little.
+_WATCH_MOVE = """() => {
+  const metrics = () => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stMetricValue"]')]
+                          .map(e => e.textContent).join('|');
+  const title = () => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .gtitle')]
+                        .map(e => e.textContent).join('|');
+  const before = [metrics(), title()];
   window.__attnvizDone = new Promise(resolve => {
     const check = () => {
-      if (read() !== before && !document.querySelector('[data-testid="stStatusWidget"]')) {
+      if (metrics() !== before[0] && title() !== before[1]) {
         observer.disconnect();
-        resolve(performance.now());
+        requestAnimationFrame(() => setTimeout(() => resolve(performance.now()), 0));
       }
     };
     const observer = new MutationObserver(check);
-    observer.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+    observer.observe(document.body, {subtree: true, childList: true, characterData: true});
   });
   return performance.now();
 }"""
@@ -105,19 +109,21 @@ def wait_start_page(page, timeout: float = 900) -> None:
 
 
 def slider_move_seconds(page, tries: int) -> list[float]:
-    """Press the right arrow on the start page's slider; time until the numbers changed and the run ended.
+    """Press the right arrow on the start page's slider; time until the numbers and the heatmap show the new K.
 
     Always to the right, so every try asks for a budget not seen before (a cached result would be instant).
-    The page itself watches for the change (a MutationObserver), timed with the page's own clock.
+    The page itself watches for the change (a MutationObserver), timed with the page's own clock; each try
+    then waits for the run to end before the next.
     """
     slider = page.get_by_role("slider", name="Links each word may keep (K)")
     times = []
     for _ in range(tries):
         slider.focus()
-        t0 = page.evaluate(_WATCH_METRICS)
+        t0 = page.evaluate(_WATCH_MOVE)
         slider.press("ArrowRight")
         t1 = page.evaluate("() => window.__attnvizDone")
         times.append((t1 - t0) / 1000)
+        wait_idle(page)
         page.wait_for_timeout(500)
     return times
 

@@ -8,7 +8,9 @@ cached (a Reference only fills its own lazy, deterministic properties such as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import inspect
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -19,7 +21,31 @@ from attnviz.observe import HeadStats, LayerSummary
 from attnviz.tokens import token_labels
 
 
-@st.cache_resource(show_spinner=False, max_entries=3)
+def _shared(max_entries: int):
+    """``st.cache_resource`` whose key is the full argument list, defaults included.
+
+    Streamlit keys a call by the arguments as passed: ``f(a, b)`` and ``f(a, b, False)`` would run and keep
+    the same result twice even when ``False`` is the default (seen: the start page computed its reference
+    twice). Binding the defaults first gives one key per distinct call.
+    """
+
+    def decorate(fn):
+        cached = st.cache_resource(show_spinner=False, max_entries=max_entries)(fn)
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return cached(*bound.args)
+
+        call.clear = cached.clear
+        return call
+
+    return decorate
+
+
+@_shared(max_entries=3)
 def get_model(name: str) -> LoadedModel:
     """The model, loaded once per server (errors are not cached, so a fixed install is picked up)."""
     return load_model(name)
@@ -35,7 +61,7 @@ class Analysis:
     summary: LayerSummary | None
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
+@_shared(max_entries=2)
 def get_analysis(model: str, text: str, max_tokens: int, layer: int | None = None,
                  summaries: bool = False) -> Analysis:
     """Full-attention reference of ``text``; weights of ``layer`` captured, per-layer summaries if asked."""
@@ -50,20 +76,25 @@ def get_analysis(model: str, text: str, max_tokens: int, layer: int | None = Non
                     head_stats=observers[0] if summaries else None, summary=observers[1] if summaries else None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=24)
+@_shared(max_entries=8)
 def get_row(model: str, text: str, max_tokens: int, policy: str, keys: int | None, ratio: float | None,
             sinks: int = 4, seed: int = 0, layer: int | None = None) -> Row:
-    """One budget's result against the text's reference (the reference itself is cached separately)."""
+    """One budget's result against the text's reference (the reference itself is cached separately).
+
+    Keeps the captured layer's weights (every head: switching heads is instant) but not its keep mask, which
+    no page draws (the 8 newest rows: at 1024 tokens a layer's weights are 19 MB).
+    """
     lm = get_model(model)
     ref = get_analysis(model, text, max_tokens, layer).ref
     budget = Budget(policy, keys=keys, ratio=ratio, sinks=sinks, seed=seed)
-    return budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
+    row = budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
+    return replace(row, keep={})
 
 
 ALL_LAYERS_BYTES = 64 * 2**20  # capture every layer in one pass when all weights fit in this (float16)
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
+@_shared(max_entries=2)
 def get_all_layer_weights(model: str, text: str, max_tokens: int) -> dict:
     """Every layer's float16 ``(q_heads, n, n)`` weights from ONE pass (only for short texts: see below)."""
     lm = get_model(model)
@@ -80,7 +111,7 @@ def fits_all_layers(model: str, text: str, max_tokens: int) -> bool:
     return shape.layers * shape.q_heads * n * n * 2 <= ALL_LAYERS_BYTES
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
+@_shared(max_entries=6)
 def get_layer_weights(model: str, text: str, max_tokens: int, layer: int):
     """Full-resolution float16 ``(q_heads, n, n)`` attention of one layer (a torch tensor; do not mutate).
 
@@ -94,7 +125,7 @@ def get_layer_weights(model: str, text: str, max_tokens: int, layer: int):
     return attention_weights(lm, encode_for(lm, text, max_tokens), [layer])[layer]
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@_shared(max_entries=4)
 def get_rollout(model: str, text: str, max_tokens: int, through_layer: int):
     """Attention rollout ``(n, n)`` float32 over layers ``0..through_layer`` of the head-mean maps."""
     import numpy as np

@@ -20,10 +20,10 @@ from ._common import (
     WEIGHT_SCALE,
     as_2d,
     axis_categories,
-    base_layout,
     category_axis,
     check_labels,
     f32,
+    layout_dict,
     pooling_note,
     tick_font_size,
 )
@@ -41,7 +41,8 @@ def _axes(shape, q_labels, k_labels, factor: int):
     return qn, qt, kn, kt
 
 
-def _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages", note=None):
+def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None) -> dict:
+    """The layout of every query × key heatmap (a dict for ``go.Figure(..., layout=...)``)."""
     note = note or pooling_note(factor, what)
     height = height or DEFAULT_HEIGHT
     # Every row label if a 9-px font fits (a text is read row by row); else every k-th.
@@ -49,8 +50,10 @@ def _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages", note=No
     y_font = int(min(12, max(9, per_row - 1)))
     max_y = max(8, (height - PLOT_MARGIN_PX) // (y_font + 1))
     n_ticks = min(len(kn), MAX_TICKS_X)
-    base_layout(fig, title, height, note)
-    fig.update_layout(
+    return layout_dict(
+        title,
+        height,
+        note,
         xaxis=category_axis(
             kn,
             kt,
@@ -70,7 +73,6 @@ def _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages", note=No
         ),
         plot_bgcolor="white",
     )
-    return fig
 
 
 def attention_heatmap(
@@ -101,7 +103,10 @@ def attention_heatmap(
             "queries %{y}<br>→ keys %{x}<br>"
             f"%{{z:.3f}} of their attention (average over the {factor} queries)<extra></extra>"
         )
-    fig = go.Figure(
+    note = pooling_note(factor, "pools")
+    if note:
+        note += " (queries averaged, keys added: rows still sum to 1)"
+    return go.Figure(
         go.Heatmap(
             z=f32(pooled),
             x=kn,
@@ -113,12 +118,9 @@ def attention_heatmap(
             hoverongaps=False,
             colorbar=dict(title=dict(text="share of<br>attention", side="top"), thickness=14),
             name="attention",
-        )
+        ),
+        layout=_layout(title, height, factor, qn, qt, kn, kt, note=note),
     )
-    note = pooling_note(factor, "pools")
-    if note:
-        note += " (queries averaged, keys added: rows still sum to 1)"
-    return _layout(fig, title, height, factor, qn, qt, kn, kt, note=note)
 
 
 def difference_heatmap(
@@ -152,7 +154,7 @@ def difference_heatmap(
         f"{who}<br>full model: %{{customdata[0]:.3f}}<br>with budget: %{{customdata[1]:.3f}}"
         "<br>change: %{z:+.3f}<extra></extra>"
     )
-    fig = go.Figure(
+    return go.Figure(
         go.Heatmap(
             z=f32(diff),
             x=kn,
@@ -171,10 +173,9 @@ def difference_heatmap(
                 ticktext=[f"−{lim:.2g} lost", "0", f"+{lim:.2g} gained"],
             ),
             name="budget − full",
-        )
+        ),
+        layout=_layout(title, height, factor, qn, qt, kn, kt, note=pooling_note(factor, "pools")),
     )
-    note = pooling_note(factor, "pools")
-    return _layout(fig, title, height, factor, qn, qt, kn, kt, note=note)
 
 
 def keep_mask_heatmap(
@@ -199,6 +200,7 @@ def keep_mask_heatmap(
         k_arr[future] = np.nan
     pooled, factor = pool_matrix(k_arr, max_side, mode="mean")
     qn, qt, kn, kt = _axes(k_arr.shape, q_labels, k_labels, factor)
+    layout = _layout(title, height, factor, qn, qt, kn, kt, what="averages")
     if factor == 1:
         kept = np.where(pooled > 0.5, 1.0, np.nan)
         dropped = np.where(pooled <= 0.5, 0.0, np.nan)
@@ -228,7 +230,7 @@ def keep_mask_heatmap(
                 name="dropped",
             ),
         ]
-        fig = go.Figure(traces)
+        fig = go.Figure(traces, layout=layout)
         # a legend-like note instead of a colour bar
         fig.add_annotation(
             text="<span style='color:#0072B2'>■</span> kept   <span style='color:#b0b0b0'>■</span> dropped"
@@ -255,6 +257,7 @@ def keep_mask_heatmap(
                 hovertemplate="queries %{y}<br>→ keys %{x}<br>%{z:.0%} of these pairs kept<extra></extra>",
                 colorbar=dict(title=dict(text="share of<br>pairs kept", side="top"), thickness=14, tickformat=".0%"),
                 name="kept share",
-            )
+            ),
+            layout=layout,
         )
-    return _layout(fig, title, height, factor, qn, qt, kn, kt, what="averages")
+    return fig
