@@ -8,7 +8,7 @@ import streamlit as st
 from attnviz.figures import attention_heatmap, changed_predictions_html, difference_heatmap
 from attnviz.policies import POLICIES
 from attnviz.tokens import token_labels
-from ui.cached import get_row
+from ui.cached import SHARED_LAYER, get_row
 from ui.show import attempt, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
@@ -25,7 +25,7 @@ policy = page_param("policy", "topk")
 if policy not in POLICY_NAMES:
     st.session_state["policy"] = policy = "topk"
 # Layers and heads are numbered from 1 on screen and in links (as on the other pages).
-page_param("layer", 14, int)
+page_param("layer", SHARED_LAYER + 1, int)
 page_param("head", 9, int)
 mode = page_param("mode", "keys")
 keys_value = page_param("k", 16, int)

@@ -13,7 +13,7 @@ from attnviz.ladders import budget_ladder
 from attnviz.measure import budget_pass
 from attnviz.policies import POLICIES
 from attnviz.scaling import KNOWN_CONFIGS, attention_share, config_from_model
-from ui.cached import get_model
+from ui.cached import SHARED_LAYER, get_model
 from ui.show import attempt, load_analysis
 from ui.state import page_param, remember, shared_controls, sync_url
 
@@ -35,7 +35,7 @@ ALL = [p for p in POLICIES if p != "full"]
 
 page_param("fr_x", "density")
 page_param("fr_y", "kl")
-analysis = load_analysis(controls)
+analysis = load_analysis(controls, layer=SHARED_LAYER)  # the start page's reference: no second forward
 if analysis is not None:
     ref = analysis.ref
     lm = ref.lm

@@ -3,13 +3,13 @@
 import streamlit as st
 
 from attnviz.figures import attention_heatmap
-from ui.cached import get_row
+from ui.cached import SHARED_LAYER, get_row
 from ui.show import attempt, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 # Layer 14, head 9 (0-based 13, 8): on the default example the word "it" puts 55% of its attention on
 # "trophy" (found by ranking every head on that pair; see the Explore page for all 270 heads).
-LAYER, HEAD = 13, 8
+LAYER, HEAD = SHARED_LAYER, 8
 
 controls = shared_controls(causal_only=True)
 st.title("Attention in one minute")

@@ -45,6 +45,11 @@ def _shared(max_entries: int):
     return decorate
 
 
+SHARED_LAYER = 13
+"""The layer the start and budget pages open on (layer 14 on screen). The text's reference captures its
+weights, and pages that draw no weights (the frontier) ask for that same reference: one forward serves all."""
+
+
 @_shared(max_entries=3)
 def get_model(name: str) -> LoadedModel:
     """The model, loaded once per server (errors are not cached, so a fixed install is picked up)."""
