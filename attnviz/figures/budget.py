@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import OKABE_ITO, base_layout, plotly_text
+from ._common import OKABE_ITO, base_layout, layout_dict, plotly_text
 
 POLICY_SYMBOLS = ["circle", "square", "triangle-up", "diamond", "triangle-down", "pentagon", "hexagon", "star-square"]
 FRONTIER_COLOUR = "#222222"
@@ -44,7 +44,7 @@ def frontier_plot(
         if p["policy"] not in policies:
             policies.append(p["policy"])
 
-    fig = go.Figure()
+    traces = []  # one go.Figure(traces, layout) at the end: add_trace re-validates every trace each time
     hover = (
         "<b>%{customdata[0]}</b> · %{customdata[1]}<br>"
         f"{_txt(x_title)}: %{{x:{x_fmt}}}<br>{_txt(y_title)}: %{{y:{y_fmt}}}"
@@ -52,7 +52,7 @@ def frontier_plot(
     )
     for idx, pol in enumerate(policies):
         mine = sorted((p for p in pts if p["policy"] == pol), key=lambda p: float(p["x"]))
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=np.array([float(p["x"]) for p in mine]),
                 y=np.array([float(p["y"]) for p in mine]),
@@ -81,7 +81,7 @@ def frontier_plot(
     if eff:
         ex = np.array([float(p["x"]) for p in eff])
         ey = np.array([float(p["y"]) for p in eff])
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=ex,
                 y=ey,
@@ -91,7 +91,7 @@ def frontier_plot(
                 hoverinfo="skip",
             )
         )
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=ex,
                 y=ey,
@@ -109,14 +109,13 @@ def frontier_plot(
         if n_eff
         else None
     )
-    base_layout(fig, title, height, note)
-    fig.update_layout(
+    return go.Figure(traces, layout=layout_dict(
+        title, height, note,
         xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear", zeroline=False),
         yaxis=dict(title=dict(text=y_title), zeroline=False),
         legend=dict(title=dict(text="policy"), itemsizing="constant"),
         hovermode="closest",
-    )
-    return fig
+    ))
 
 
 def attention_share_plot(
@@ -133,7 +132,7 @@ def attention_share_plot(
     Shares are drawn as percentages; the x axis (context length) is logarithmic. ``marker_n``
     adds a dashed vertical line, e.g. at the length of the text on screen.
     """
-    fig = go.Figure()
+    traces = []
     y_top = 0.0
     all_x: list[float] = [] if marker_n is None else [float(marker_n)]
     for idx, (name, (n_tok, share)) in enumerate(curves.items()):
@@ -147,7 +146,7 @@ def attention_share_plot(
         if np.isfinite(y).any():
             y_top = max(y_top, float(np.nanmax(y)))
         colour = OKABE_ITO[idx % len(OKABE_ITO)]
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=x,
                 y=y,
@@ -160,7 +159,7 @@ def attention_share_plot(
         )
     y_max = min(100.0, y_top * 1.08) if y_top > 0 else 100.0
     if marker_n is not None:
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=[marker_n, marker_n],
                 y=[0, y_max],
@@ -170,14 +169,13 @@ def attention_share_plot(
                 hovertemplate=f"{_txt(marker_label)}: {marker_n:,.0f} tokens<extra></extra>",
             )
         )
-    base_layout(fig, title, height)
-    fig.update_layout(
+    return go.Figure(traces, layout=layout_dict(
+        title, height,
         xaxis=dict(title=dict(text=x_title), type="log", zeroline=False, **_log_ticks(all_x)),
         yaxis=dict(title=dict(text=y_title), ticksuffix="%", range=[0, y_max], zeroline=False),
         hovermode="closest",
         legend=dict(itemsizing="constant"),
-    )
-    return fig
+    ))
 
 
 def _log_ticks(xs: list[float]) -> dict:
