@@ -17,9 +17,11 @@ import torch
 
 from .budget import Budget
 from .kernel import attention_scores, masked_softmax, mix_values
-from .policies import LayerView, get_policy
+from .policies import LayerView, Policy, get_policy
 
 __all__ = ["BudgetRun", "RowStats", "Segment"]
+
+_ASK = object()  # BudgetRun._budget_row: "ask the policy for its keep mask"
 
 
 @dataclass
@@ -169,7 +171,7 @@ class BudgetRun:
         scores = attention_scores(query, key, scaling)
         weights, keeps = [], []
         for b in range(batch):
-            w, keep = self._budget_row(b, layer, scores[b], allowed[b], hkv)
+            w, keep = self._budget_row(b, layer, scores[b], allowed=allowed[b], hkv=hkv)
             weights.append(w)
             keeps.append(keep)
         weights = torch.stack(weights) if batch > 1 else weights[0].unsqueeze(0)
@@ -200,6 +202,7 @@ class BudgetRun:
             n = self.segments[0].length
             self.kv[layer] = (key[:, :, :n].clone(), value[:, :, :n].clone())
         grab = _Captured(self, layer, query.shape[1]) if self._captures(layer) else None
+        decided = self._decide_together(layer, query, key, hkv)
         for b, seg in enumerate(self.segments):
             new = slice(seg.start, seg.start + seg.length)
             q, k, v = query[:, :, new], key[:, :, new], value[:, :, new]
@@ -212,14 +215,44 @@ class BudgetRun:
                 hi = min(lo + step, seg.length)
                 end = seg.prefix + hi  # keys 0..end-1 are all the block's queries may see
                 allowed = self._causal(hi - lo, end)
-                weights, keep = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0],
-                                                 allowed, hkv, last=hi == seg.length)
+                if b in decided:
+                    weights, keep = self._budget_row(b, layer, *decided[b], allowed=allowed, hkv=hkv)
+                else:
+                    weights, keep = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0],
+                                                     allowed=allowed, hkv=hkv, last=hi == seg.length)
                 if grab is not None:
                     grab.rows(b, seg.prefix + lo, weights, allowed if keep is None else keep)
                 outs.append(mix_values(weights.unsqueeze(0), v[:, :, :end]))
         if grab is not None:
             grab.store()
         return torch.cat(outs, dim=2)
+
+    def _decide_together(self, layer: int, query: torch.Tensor, key: torch.Tensor, hkv: int
+                         ) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
+        """Scores and keep masks of the segments a whole-text policy decides together (its ``keep_many``).
+
+        Only segments without a prefix, of one policy and length, and while their scores fit in
+        :data:`TOGETHER_BYTES`; the rest decide one by one as usual.
+        """
+        groups: dict[tuple[str, int], list[int]] = {}
+        for b, seg in enumerate(self.segments):
+            pol = self.policies[b]
+            if not seg.prefix and not pol.rowwise and type(pol).keep_many is not Policy.keep_many:
+                groups.setdefault((pol.name, seg.length), []).append(b)
+        decided = {}
+        hq = query.shape[1]
+        for (_, n), members in groups.items():
+            if len(members) < 2 or len(members) * hq * n * n * 4 > TOGETHER_BYTES:
+                continue
+            allowed = self._causal(n, n)
+            scores = torch.stack([attention_scores(query[:, :, s:s + n], key[:, :, s:s + n], 1.0)[0]
+                                  for s in (self.segments[b].start for b in members)])
+            scores.add_(self._mask_facts(allowed, scores.dtype).bias)
+            view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
+            keeps = self.policies[members[0]].keep_many(scores, allowed,
+                                                        [self.budgets[b].for_layer(layer) for b in members], view)
+            decided.update({b: (scores[i], keeps[i]) for i, b in enumerate(members)})
+        return decided
 
     def _causal(self, q_len: int, k_len: int) -> torch.Tensor:
         """bool ``(1, q_len, k_len)``: the last ``q_len`` positions of a causal text of ``k_len``, memoised."""
@@ -240,11 +273,12 @@ class BudgetRun:
                                         last_keys=int(allowed[0, -1].sum()), empty_rows=bool((rows == 0).any()))
         return self.memo[key]
 
-    def _budget_row(self, b: int, layer: int, scores: torch.Tensor, allowed: torch.Tensor, hkv: int,
-                    last: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _budget_row(self, b: int, layer: int, scores: torch.Tensor, keep: torch.Tensor | None | object = _ASK, *,
+                    allowed: torch.Tensor, hkv: int, last: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Weights ``(q_heads, q, k)`` of one sequence under its budget, and its keep mask (None: every allowed key).
 
         ``scores`` ``(q_heads, q, k)`` are overwritten (forbidden keys set to -inf).
+        ``keep``: the policy's mask if already decided (see :meth:`_decide_together`), else asked here.
         Updates the row's :class:`RowStats`; ``last`` says the rows end the
         sequence (the KV cache is counted at its last query).
         """
@@ -259,8 +293,9 @@ class BudgetRun:
         weights = torch.softmax(scores, dim=-1)
         if facts.empty_rows:  # exp(-inf - -inf) = NaN on rows with no allowed key: zeros, as SDPA gives
             weights = torch.nan_to_num_(weights, nan=0.0)
-        view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
-        keep = policy.keep(scores, allowed, budget.for_layer(layer), view)
+        if keep is _ASK:
+            view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
+            keep = policy.keep(scores, allowed, budget.for_layer(layer), view)
         n_allowed = facts.pairs * hq
         stat.allowed_pairs += n_allowed
         stat.mass_rows += facts.live_rows * hq
@@ -321,6 +356,9 @@ class _Captured:
         self.run.weights[self.layer] = self.weights
         self.run.keep_masks[self.layer] = self.keep
 
+
+TOGETHER_BYTES = 64 * 2**20
+"""At most this many bytes of scores for segments decided together (see :meth:`BudgetRun._decide_together`)."""
 
 QUERY_BLOCK = 128
 """Queries per block in a packed pass (see :meth:`BudgetRun._attend_packed`)."""

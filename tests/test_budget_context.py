@@ -14,6 +14,7 @@ from attnviz.budget import Budget
 from attnviz.budget_context import BudgetRun
 from attnviz.hf_attention import attnviz_attention
 from attnviz.kernel import attend
+from attnviz.policies.h2o import H2O
 
 
 def _qkv(b, hq, hkv, n, d=8, seed=0, lk=None):
@@ -442,6 +443,37 @@ def test_packed_capture_equals_each_budget_captured_on_its_own(monkeypatch, bloc
         alone.attend(0, q, k, v, _causal(1, n), 0.3)
         assert torch.allclose(run.weights[0][b].float(), alone.weights[0][0].float(), atol=1e-3), budget.label
         assert torch.equal(run.keep_masks[0][b], alone.keep_masks[0][0]), budget.label
+
+
+@pytest.mark.parametrize("together_bytes", [64 * 2**20, 0])
+def test_packed_h2o_segments_decided_together_equal_each_alone(monkeypatch, together_bytes):
+    """Several h2o segments of one pass share one per-query loop (keep_many); each equals its budget alone,
+    and so does the one-by-one fallback when their scores would not fit (TOGETHER_BYTES)."""
+    import attnviz.budget_context as bc
+
+    monkeypatch.setattr(bc, "TOGETHER_BYTES", together_bytes)
+    hq, hkv, n, d = 4, 2, 9, 8
+    q, k, v = _qkv(1, hq, hkv, n, d, seed=3)
+    budgets = [Budget("h2o", keys=4), Budget("h2o", keys=2), Budget("topk", keys=3), Budget("h2o", keys=6)]
+    prefixes = [0, 0, 3, 0]
+    segments, start = [], 0
+    for p in prefixes:
+        segments.append(bc.Segment(start=start, length=n - p, prefix=p))
+        start += n - p
+    calls = []
+    keep_many = H2O.keep_many
+    monkeypatch.setattr(H2O, "keep_many", lambda self, s, *a: calls.append(len(s)) or keep_many(self, s, *a))
+    packed = [torch.cat([t[:, :, p:] for p in prefixes], dim=2) for t in (q, k, v)]
+    run = BudgetRun(budgets, segments=segments, prefix_kv=[(k, v)])
+    out, _ = run.attend(0, *packed, None, 0.3)
+    assert calls == ([3] if together_bytes else [])
+    for b, (budget, seg) in enumerate(zip(budgets, segments, strict=True)):
+        alone = BudgetRun([budget])
+        whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
+        assert torch.allclose(out[:, :, seg.start:seg.start + seg.length], whole[:, :, seg.prefix:], atol=1e-6)
+        p = seg.prefix
+        assert run.stats[b].kept_pairs == alone.stats[0].kept_pairs - hq * p * (p + 1) // 2
+        assert run.stats[b].kv_keys == alone.stats[0].kv_keys
 
 
 def test_packed_run_checks_its_arguments():

@@ -101,6 +101,16 @@ class Policy:
         """
         raise NotImplementedError
 
+    def keep_many(self, scores: torch.Tensor, allowed: torch.Tensor, budgets: list[Budget], view: LayerView
+                  ) -> list[torch.Tensor | None] | torch.Tensor:
+        """Keep masks of several texts of the same length at once, one budget each.
+
+        ``scores`` ``(B, q_heads, n, n)`` (-inf where ``allowed`` is False). The default asks
+        :meth:`keep` per text; a whole-text policy whose decisions loop over queries (``h2o``)
+        overrides it so one loop serves every text (a packed sweep uses it).
+        """
+        return [self.keep(s, allowed, b, view) for s, b in zip(scores, budgets, strict=True)]
+
     def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
                       size: int) -> torch.Tensor:
         """Evicting policies only: the cache slot each KV head drops before a new key joins a full cache.

@@ -49,6 +49,10 @@ class H2O(Policy):
         view.memo[("h2o_state", view.layer)] = (acc, keep[::view.group, -1])
         return keep
 
+    def keep_many(self, scores, allowed, budgets, view):
+        n = scores.shape[-1]
+        return h2o_prefill_many(scores, allowed, [cache_size(b, n) for b in budgets], view.group)[0]
+
     def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
                       size: int) -> torch.Tensor:
         """Slot to evict per KV head before key ``new_position`` joins a full cache.
@@ -85,35 +89,55 @@ def h2o_prefill(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int)
         bool keep mask ``(q_heads, n, n)``: row ``i`` is the cache query ``i`` sees;
         and the accumulated attention ``(kv_heads, n)`` after the last query.
     """
-    hq, n, _ = scores.shape
+    keep, acc = h2o_prefill_many(scores.unsqueeze(0), allowed, [k], group)
+    return keep[0], acc[0]
+
+
+def h2o_prefill_many(scores: torch.Tensor, allowed: torch.Tensor, ks: list[int], group: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`h2o_prefill` for ``B`` texts of the same length at once, cache size ``ks[b]`` for text ``b``.
+
+    ``scores`` ``(B, q_heads, n, n)``; returns keep ``(B, q_heads, n, n)`` and acc ``(B, kv_heads, n)``.
+    The loop takes one small step per query: in numpy each step costs microseconds (in torch about ten
+    times more, per-op dispatch), and a sweep's h2o budgets share the steps instead of each taking its own.
+    """
+    nb, hq, n, _ = scores.shape
     hkv = hq // group
-    m = min(k, n)
-    causal = allowed[0]
-    # The loop below takes one small step per query: in numpy each step costs microseconds, in torch about
-    # ten times more (per-op dispatch), and a sweep runs it for every layer of every h2o budget.
-    s = scores.detach().view(hkv, group, n, n).numpy()
-    keep = np.zeros((hkv, n, n), dtype=bool)
-    # Until the cache is full nothing is evicted: rows 0..m-1 see every earlier key.
-    keep[:, :m, :m] = causal[:m, :m].numpy()
-    first = torch.softmax(scores.view(hkv, group, n, n)[:, :, :m, :m].masked_fill(~causal[:m, :m], float("-inf")),
-                          dim=-1)
-    acc = np.zeros((hkv, n), dtype=s.dtype)
-    acc[:, :m] = first.sum(dim=(1, 2)).numpy()
-    in_cache = np.zeros((hkv, n), dtype=bool)
-    in_cache[:, :m] = True
-    recent = max(1, k // 2)
-    heads = np.arange(hkv)
-    for i in range(m, n):
+    # Texts in order of when their cache fills, so the texts still filling at query i are the last ones
+    # and every step works on a leading slice (a view: no copies).
+    order = np.argsort(np.minimum(np.asarray(ks), n), kind="stable")
+    ks = np.asarray(ks)[order]
+    s = scores.detach().reshape(nb, hkv, group, n, n).numpy()[order]
+    causal = allowed[0].numpy()
+    m = np.minimum(ks, n)  # per text: rows 0..m-1 fill the cache, nothing is evicted yet
+    recent = np.maximum(1, ks // 2)
+    keep = np.zeros((nb, hkv, n, n), dtype=bool)
+    acc = np.zeros((nb, hkv, n), dtype=s.dtype)
+    in_cache = np.zeros((nb, hkv, n), dtype=bool)
+    for b in range(nb):
+        mb = m[b]
+        keep[b, :, :mb, :mb] = causal[:mb, :mb]
+        first = torch.softmax(torch.from_numpy(s[b, :, :, :mb, :mb]).masked_fill(~allowed[0, :mb, :mb], float("-inf")),
+                              dim=-1)
+        acc[b, :, :mb] = first.sum(dim=(1, 2)).numpy()
+        in_cache[b, :, :mb] = True
+    position = np.arange(n)
+    rows = np.arange(nb)[:, None]
+    heads = np.arange(hkv)[None, :]
+    for i in range(int(m[0]), n):
+        j = int(np.searchsorted(m, i, side="right"))  # texts 0..j-1 have a full cache by query i
+        c, a = in_cache[:j], acc[:j]
         # Heavy-hitter slots hold the cached keys outside the recent window
         # i-recent+1..i; key i-recent just left that window and now competes too.
         # (That part always holds a cached key: the window holds at most K // 2 of the K.)
-        lo = i - recent + 1
-        victim = np.where(in_cache[:, :lo], acc[:, :lo], np.inf).argmin(axis=-1)
-        in_cache[heads, victim] = False
-        in_cache[:, i] = True
-        keep[:, i] = in_cache
-        row = np.where(in_cache[:, None, :i + 1], s[:, :, i, :i + 1], -np.inf)  # keys after i are not cached yet
+        outside = position[:i + 1] < (i - recent[:j] + 1)[:, None, None]
+        victim = np.where(c[:, :, :i + 1] & outside, a[:, :, :i + 1], np.inf).argmin(axis=-1)
+        c[rows[:j], heads, victim] = False
+        c[:, :, i] = True
+        keep[:j, :, i] = c
+        row = np.where(c[:, :, None, :i + 1], s[:j, :, :, i, :i + 1], -np.inf)  # keys after i are not cached yet
         e = np.exp(row - row.max(axis=-1, keepdims=True))
-        acc[:, :i + 1] += (e / e.sum(axis=-1, keepdims=True)).sum(axis=1)
-    keep_t = torch.from_numpy(keep)
-    return keep_t.repeat_interleave(group, dim=0), torch.from_numpy(acc)
+        a[:, :, :i + 1] += (e / e.sum(axis=-1, keepdims=True)).sum(axis=2)
+    back = np.argsort(order)
+    keep_t = torch.from_numpy(keep[back])
+    return keep_t.repeat_interleave(group, dim=1), torch.from_numpy(acc[back])
