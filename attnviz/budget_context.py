@@ -215,11 +215,10 @@ class BudgetRun:
                 hi = min(lo + step, seg.length)
                 end = seg.prefix + hi  # keys 0..end-1 are all the block's queries may see
                 allowed = self._causal(hi - lo, end)
-                if b in decided:
-                    weights, keep = self._budget_row(b, layer, *decided[b], allowed=allowed, hkv=hkv)
-                else:
-                    weights, keep = self._budget_row(b, layer, attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0],
-                                                     allowed=allowed, hkv=hkv, last=hi == seg.length)
+                scores, keep = decided[b] if b in decided else (
+                    attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0], _ASK)
+                weights, keep = self._budget_row(b, layer, scores, keep, allowed=allowed, hkv=hkv,
+                                                 last=hi == seg.length)
                 if grab is not None:
                     grab.rows(b, seg.prefix + lo, weights, allowed if keep is None else keep)
                 outs.append(mix_values(weights.unsqueeze(0), v[:, :, :end]))
@@ -247,7 +246,7 @@ class BudgetRun:
             allowed = self._causal(n, n)
             scores = torch.stack([attention_scores(query[:, :, s:s + n], key[:, :, s:s + n], 1.0)[0]
                                   for s in (self.segments[b].start for b in members)])
-            scores.add_(self._mask_facts(allowed, scores.dtype).bias)
+            scores.add_(self._mask_facts(allowed, scores.dtype).bias)  # policies see -inf where forbidden
             view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
             keeps = self.policies[members[0]].keep_many(scores, allowed,
                                                         [self.budgets[b].for_layer(layer) for b in members], view)
@@ -289,7 +288,7 @@ class BudgetRun:
         # same numbers renormalised over its kept keys, and the mass they hold
         # before renormalising is exactly the "mass kept" statistic.
         if facts.bias is not None:
-            scores.add_(facts.bias)
+            scores.add_(facts.bias)  # a no-op on scores already masked (-inf + -inf)
         weights = torch.softmax(scores, dim=-1)
         if facts.empty_rows:  # exp(-inf - -inf) = NaN on rows with no allowed key: zeros, as SDPA gives
             weights = torch.nan_to_num_(weights, nan=0.0)

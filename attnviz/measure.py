@@ -265,12 +265,16 @@ def _exact_prefixes(budgets: Sequence[Budget], n: int) -> list[int]:
     return [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
 
 
+def _capture_layers(capture: Capture, layers: int) -> list[int]:
+    """The layer indices ``capture`` names, in order (``"all"``: every one of ``layers``)."""
+    if capture is None:
+        return []
+    return list(range(layers)) if capture == "all" else sorted(set(capture))
+
+
 def _in_reference(capture: Capture, ref: Reference) -> bool:
     """Whether ``ref`` holds the weights of every layer in ``capture`` (a packed pass copies its prefix rows)."""
-    if capture is None:
-        return True
-    layers = range(ref.shape.layers) if capture == "all" else capture
-    return set(layers) <= set(ref.weights)
+    return set(_capture_layers(capture, ref.shape.layers)) <= set(ref.weights)
 
 
 CAPTURE_BYTES = 256 * 2**20
@@ -279,11 +283,9 @@ CAPTURE_BYTES = 256 * 2**20
 
 def _budgets_per_pass(capture: Capture, ref: Reference) -> int:
     """Budgets one packed pass may hold: :data:`PACKED_BUDGETS`, fewer when their captured weights are large."""
-    if capture is None:
-        return PACKED_BUDGETS
-    layers = ref.shape.layers if capture == "all" else len(set(capture))
+    layers = len(_capture_layers(capture, ref.shape.layers))
     per_budget = layers * ref.shape.q_heads * ref.n_tokens ** 2 * 3  # float16 weights + bool keep mask
-    return max(1, min(PACKED_BUDGETS, CAPTURE_BYTES // per_budget))
+    return max(1, min(PACKED_BUDGETS, CAPTURE_BYTES // per_budget)) if layers else PACKED_BUDGETS
 
 
 def _packed_groups(n: int, prefixes: list[int], reserved: int = 0, max_budgets: int = PACKED_BUDGETS
@@ -387,10 +389,10 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
     stats = [RowStats() for _ in chunk]
     pieces = [(None, p) for p in prefixes]
     weights, keeps = [{} for _ in chunk], [{} for _ in chunk]  # captured, per budget
-    layers = [] if capture is None else range(ref.shape.layers) if capture == "all" else sorted(set(capture))
-    for layer in layers:  # budgets with nothing to recompute kept every key: the full run's weights
-        full_keep = torch.ones(n, n, dtype=torch.bool).tril().expand(ref.shape.q_heads, n, n)
-        for i in set(range(len(chunk))) - set(live):
+    layers = _capture_layers(capture, ref.shape.layers)
+    full_keep = torch.ones(n, n, dtype=torch.bool).tril().expand(ref.shape.q_heads, n, n)
+    for i in set(range(len(chunk))) - set(live):  # nothing recomputed, every key kept: the full run's weights
+        for layer in layers:
             weights[i][layer], keeps[i][layer] = ref.weights[layer], full_keep
     for j, i in enumerate(live):
         seg = segments[first + j]

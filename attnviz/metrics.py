@@ -45,14 +45,11 @@ class CausalSums:
         self.agree += len(targets)
         self.nll += _nll_sum(logp_full, targets)
 
-    def add(self, logp_full: torch.Tensor, logp_budget: torch.Tensor, targets: torch.Tensor,
-            top1_full: torch.Tensor | None = None) -> None:
-        """Positions ``(rows, vocab)`` of both runs; ``top1_full`` may pass the full run's argmax if known."""
-        if top1_full is None:
-            top1_full = logp_full.argmax(-1)
+    def add(self, logp_full: torch.Tensor, logp_budget: torch.Tensor, targets: torch.Tensor) -> None:
+        """Positions given as log-probabilities ``(rows, vocab)`` of both runs."""
         self.positions += len(targets)
         self.kl += float((logp_full.exp() * (logp_full - logp_budget)).sum())
-        self.agree += int((top1_full == logp_budget.argmax(-1)).sum())
+        self.agree += int((logp_full.argmax(-1) == logp_budget.argmax(-1)).sum())
         self.nll += _nll_sum(logp_budget, targets)
 
     def add_terms(self, kl: torch.Tensor, top1: torch.Tensor, top1_full: torch.Tensor, nll: torch.Tensor) -> None:

@@ -386,6 +386,17 @@ PACKED_BUDGETS = [Budget("topk", keys=3), Budget("window", keys=2), Budget("sink
                   Budget("random", keys=3, seed=2), Budget("topp", ratio=0.7), Budget("full")]
 
 
+def _pack(q, k, v, prefixes):
+    """Segments for texts ``q, k, v`` whose first ``prefixes[b]`` tokens are not recomputed, and the packed
+    ``(q, k, v)`` holding each segment's new tokens one after another."""
+    from attnviz.budget_context import Segment
+
+    n = q.shape[2]
+    starts = [sum(n - p for p in prefixes[:b]) for b in range(len(prefixes))]
+    segments = [Segment(start=s, length=n - p, prefix=p) for s, p in zip(starts, prefixes, strict=True)]
+    return segments, [torch.cat([t[:, :, p:] for p in prefixes], dim=2) for t in (q, k, v)]
+
+
 @pytest.mark.parametrize("block", [2, 128])
 def test_packed_segments_equal_each_budget_on_its_own_text(monkeypatch, block):
     """A packed row of segments (prefix from the cache + new tokens) equals running each budget
@@ -396,16 +407,10 @@ def test_packed_segments_equal_each_budget_on_its_own_text(monkeypatch, block):
     hq, hkv, n, d = 4, 2, 9, 8
     q, k, v = _qkv(1, hq, hkv, n, d, seed=11)
     prefixes = [3, 2, 4, 3, 0, 9 - 1]
-    segments, start = [], 0
-    for p in prefixes:
-        segments.append(bc.Segment(start=start, length=n - p, prefix=p))
-        start += n - p
-    packed_q = torch.cat([q[:, :, p:] for p in prefixes], dim=2)
-    packed_k = torch.cat([k[:, :, p:] for p in prefixes], dim=2)
-    packed_v = torch.cat([v[:, :, p:] for p in prefixes], dim=2)
+    segments, packed = _pack(q, k, v, prefixes)
     run = BudgetRun(PACKED_BUDGETS, segments=segments, prefix_kv=[(k, v)])
-    out, weights = run.attend(0, packed_q, packed_k, packed_v, None, 0.3)
-    assert weights is None and out.shape == (1, hq, start, d)
+    out, weights = run.attend(0, *packed, None, 0.3)
+    assert weights is None and out.shape == (1, hq, packed[0].shape[2], d)
     for b, (budget, seg) in enumerate(zip(PACKED_BUDGETS, segments, strict=True)):
         alone = BudgetRun([budget])
         whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
@@ -429,11 +434,7 @@ def test_packed_capture_equals_each_budget_captured_on_its_own(monkeypatch, bloc
     full = BudgetRun([Budget("full")], capture=[0])
     full.attend(0, q, k, v, _causal(1, n), 0.3)
     prefixes = [3, 2, 4, 3, 0, 9 - 1]
-    segments, start = [], 0
-    for p in prefixes:
-        segments.append(bc.Segment(start=start, length=n - p, prefix=p))
-        start += n - p
-    packed = [torch.cat([t[:, :, p:] for p in prefixes], dim=2) for t in (q, k, v)]
+    segments, packed = _pack(q, k, v, prefixes)
     run = BudgetRun(PACKED_BUDGETS, segments=segments, prefix_kv=[(k, v)], capture=[0],
                     prefix_weights={0: full.weights[0][0]})
     run.attend(0, *packed, None, 0.3)
@@ -456,14 +457,10 @@ def test_packed_h2o_segments_decided_together_equal_each_alone(monkeypatch, toge
     q, k, v = _qkv(1, hq, hkv, n, d, seed=3)
     budgets = [Budget("h2o", keys=4), Budget("h2o", keys=2), Budget("topk", keys=3), Budget("h2o", keys=6)]
     prefixes = [0, 0, 3, 0]
-    segments, start = [], 0
-    for p in prefixes:
-        segments.append(bc.Segment(start=start, length=n - p, prefix=p))
-        start += n - p
+    segments, packed = _pack(q, k, v, prefixes)
     calls = []
     keep_many = H2O.keep_many
     monkeypatch.setattr(H2O, "keep_many", lambda self, s, *a: calls.append(len(s)) or keep_many(self, s, *a))
-    packed = [torch.cat([t[:, :, p:] for p in prefixes], dim=2) for t in (q, k, v)]
     run = BudgetRun(budgets, segments=segments, prefix_kv=[(k, v)])
     out, _ = run.attend(0, *packed, None, 0.3)
     assert calls == ([3] if together_bytes else [])
