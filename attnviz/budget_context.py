@@ -17,7 +17,7 @@ import torch
 
 from .budget import Budget
 from .kernel import attention_scores, masked_softmax, mix_values
-from .policies import LayerView, Policy, get_policy
+from .policies import LayerView, get_policy
 
 __all__ = ["BudgetRun", "RowStats", "Segment"]
 
@@ -99,6 +99,12 @@ class BudgetRun:
             weights: in a packed run with ``capture`` the rows of a segment's
             prefix (which keep every key, so equal the full run) come from there,
             and each segment's captured weights cover the whole text.
+        prefix_queries: per layer the full run's scaled queries ``(1, q_heads, n, d_head)``
+            (``scaling * Q`` after rotary embedding): a policy that is not rowwise
+            (``h2o``) decides later rows from its prefix rows' attention, which a
+            packed segment does not recompute; they are scored from these.
+        keep_queries: keep each layer's scaled queries in ``queries`` (a full run
+            made to serve as the reference of packed runs).
     """
 
     budgets: Sequence[Budget]
@@ -108,9 +114,12 @@ class BudgetRun:
     segments: Sequence[Segment] | None = None
     prefix_kv: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
     prefix_weights: dict[int, torch.Tensor] | None = None
+    prefix_queries: Sequence[torch.Tensor] | None = None
+    keep_queries: bool = False
     stats: list[RowStats] = field(init=False)
     weights: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(init=False, default_factory=dict)
+    queries: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     keep_masks: dict[int, torch.Tensor] = field(init=False, default_factory=dict)
     memo: dict = field(init=False, default_factory=dict)
 
@@ -131,6 +140,10 @@ class BudgetRun:
             first = self.segments[0]
             if self.prefix_kv is None and (first.start or first.prefix or self.budgets[0].policy != "full"):
                 raise ValueError("without prefix_kv the first segment must be the full run of the whole text")
+            resumes = any(s.prefix and not p.rowwise for s, p in zip(self.segments, self.policies, strict=True))
+            if resumes and self.prefix_kv is not None and self.prefix_queries is None:
+                raise ValueError("a packed segment of a policy that is not rowwise resumes after its prefix only "
+                                 "with prefix_queries")
             if self.capture is not None and any(s.prefix for s in self.segments):
                 have = set(self.prefix_weights or ())
                 if self.capture == "all" or not self.capture <= have:
@@ -168,6 +181,8 @@ class BudgetRun:
             if ("all", batch, lq, lk) not in self.memo:
                 self.memo["all", batch, lq, lk] = torch.ones(batch, 1, lq, lk, dtype=torch.bool)
             allowed = self.memo["all", batch, lq, lk]
+        if self.keep_queries:
+            self.queries[layer] = query * scaling
         scores = attention_scores(query, key, scaling)
         weights, keeps = [], []
         for b in range(batch):
@@ -201,8 +216,9 @@ class BudgetRun:
         if self.prefix_kv is None:  # the first segment is the full run: its keys are everyone's prefix
             n = self.segments[0].length
             self.kv[layer] = (key[:, :, :n].clone(), value[:, :, :n].clone())
+            self.queries[layer] = query[:, :, :n].clone()
         grab = _Captured(self, layer, query.shape[1]) if self._captures(layer) else None
-        decided = self._decide_together(layer, query, key, hkv)
+        decided = self._decide_whole(layer, query, key, hkv)
         for b, seg in enumerate(self.segments):
             new = slice(seg.start, seg.start + seg.length)
             q, k, v = query[:, :, new], key[:, :, new], value[:, :, new]
@@ -215,8 +231,11 @@ class BudgetRun:
                 hi = min(lo + step, seg.length)
                 end = seg.prefix + hi  # keys 0..end-1 are all the block's queries may see
                 allowed = self._causal(hi - lo, end)
-                scores, keep = decided[b] if b in decided else (
-                    attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0], _ASK)
+                if b in decided:  # the whole text's rows: this segment's are the last seg.length
+                    scores, keep = decided[b]
+                    scores, keep = scores[:, seg.prefix:], keep if keep is None else keep[..., seg.prefix:, :]
+                else:
+                    scores, keep = attention_scores(q[:, :, lo:hi], k[:, :, :end], 1.0)[0], _ASK
                 weights, keep = self._budget_row(b, layer, scores, keep, allowed=allowed, hkv=hkv,
                                                  last=hi == seg.length)
                 if grab is not None:
@@ -226,32 +245,49 @@ class BudgetRun:
             grab.store()
         return torch.cat(outs, dim=2)
 
-    def _decide_together(self, layer: int, query: torch.Tensor, key: torch.Tensor, hkv: int
-                         ) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
-        """Scores and keep masks of the segments a whole-text policy decides together (its ``keep_many``).
+    def _decide_whole(self, layer: int, query: torch.Tensor, key: torch.Tensor, hkv: int
+                      ) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]]:
+        """Scores ``(q_heads, n, n)`` of the whole text and keep masks of the segments whose policy
+        is not rowwise (``h2o``: a query's keys depend on the earlier queries' attention).
 
-        Only segments without a prefix, of one policy and length, and while their scores fit in
-        :data:`TOGETHER_BYTES`; the rest decide one by one as usual.
+        A segment's prefix rows (not recomputed: they keep every key) are scored with the
+        full run's queries.  Segments of one policy decide together (its ``keep_many``: one
+        loop over queries serves them all) while their scores fit in :data:`TOGETHER_BYTES`.
         """
-        groups: dict[tuple[str, int], list[int]] = {}
-        for b, seg in enumerate(self.segments):
-            pol = self.policies[b]
-            if not seg.prefix and not pol.rowwise and type(pol).keep_many is not Policy.keep_many:
-                groups.setdefault((pol.name, seg.length), []).append(b)
+        groups: dict[str, list[int]] = {}
+        for b, pol in enumerate(self.policies):
+            if not pol.rowwise:
+                groups.setdefault(pol.name, []).append(b)
         decided = {}
         hq = query.shape[1]
-        for (_, n), members in groups.items():
-            if len(members) < 2 or len(members) * hq * n * n * 4 > TOGETHER_BYTES:
-                continue
+        for members in groups.values():
+            n = self.segments[members[0]].prefix + self.segments[members[0]].length  # every segment: the whole text
             allowed = self._causal(n, n)
-            scores = torch.stack([attention_scores(query[:, :, s:s + n], key[:, :, s:s + n], 1.0)[0]
-                                  for s in (self.segments[b].start for b in members)])
-            scores.add_(self._mask_facts(allowed, scores.dtype).bias)  # policies see -inf where forbidden
-            view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
-            keeps = self.policies[members[0]].keep_many(scores, allowed,
-                                                        [self.budgets[b].for_layer(layer) for b in members], view)
-            decided.update({b: (scores[i], keeps[i]) for i, b in enumerate(members)})
+            bias = self._mask_facts(allowed, query.dtype).bias
+            per = max(1, TOGETHER_BYTES // (hq * n * n * query.element_size()))
+            for lo in range(0, len(members), per):
+                part = members[lo:lo + per]
+                scores = torch.stack([self._whole_scores(b, layer, query, key) for b in part])
+                if bias is not None:
+                    scores.add_(bias)  # policies see -inf where forbidden
+                view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
+                keeps = self.policies[part[0]].keep_many(scores, allowed,
+                                                         [self.budgets[b].for_layer(layer) for b in part], view)
+                decided.update({b: (scores[i], keeps[i]) for i, b in enumerate(part)})
         return decided
+
+    def _whole_scores(self, b: int, layer: int, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Scores ``(q_heads, n, n)`` of segment ``b`` over the whole text (``query`` already scaled)."""
+        seg = self.segments[b]
+        new = slice(seg.start, seg.start + seg.length)
+        k = key[:, :, new]
+        if not seg.prefix:
+            return attention_scores(query[:, :, new], k, 1.0)[0]
+        pk = (self.kv[layer] if self.prefix_kv is None else self.prefix_kv[layer])[0]
+        pq = (self.queries if self.prefix_kv is None else self.prefix_queries)[layer]
+        k = torch.cat([pk[:, :, :seg.prefix], k], dim=2)
+        rows = torch.cat([pq[:, :, :seg.prefix], query[:, :, new]], dim=2)
+        return attention_scores(rows, k, 1.0)[0]
 
     def _causal(self, q_len: int, k_len: int) -> torch.Tensor:
         """bool ``(1, q_len, k_len)``: the last ``q_len`` positions of a causal text of ``k_len``, memoised."""
@@ -277,7 +313,7 @@ class BudgetRun:
         """Weights ``(q_heads, q, k)`` of one sequence under its budget, and its keep mask (None: every allowed key).
 
         ``scores`` ``(q_heads, q, k)`` are overwritten (forbidden keys set to -inf).
-        ``keep``: the policy's mask if already decided (see :meth:`_decide_together`), else asked here.
+        ``keep``: the policy's mask if already decided (see :meth:`_decide_whole`), else asked here.
         Updates the row's :class:`RowStats`; ``last`` says the rows end the
         sequence (the KV cache is counted at its last query).
         """
@@ -357,7 +393,7 @@ class _Captured:
 
 
 TOGETHER_BYTES = 64 * 2**20
-"""At most this many bytes of scores for segments decided together (see :meth:`BudgetRun._decide_together`)."""
+"""At most this many bytes of scores for segments decided together (see :meth:`BudgetRun._decide_whole`)."""
 
 QUERY_BLOCK = 128
 """Queries per block in a packed pass (see :meth:`BudgetRun._attend_packed`)."""

@@ -24,7 +24,7 @@ import torch
 from .budget import Budget
 from .budget_context import BudgetRun, RowStats, Segment
 from .compute import Shape, compute_costs, linear_params, model_shape
-from .metrics import CausalSums, encoder_quality, next_token_terms, perplexity
+from .metrics import CausalSums, FullTerms, encoder_quality, full_terms, next_token_terms, perplexity
 from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
 from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk, trunk_and_head
@@ -41,10 +41,12 @@ class Reference:
 
     ``logprobs`` ``(n-1, vocab)``: next-token log-probabilities at positions
     0..n-2 (causal only).  ``hidden`` ``(n, hidden)``: last hidden states
-    (encoders only).  ``weights`` maps captured layers to float16
+    (an encoder's output; a causal model's output layer input).  ``weights`` maps captured layers to float16
     ``(q_heads, n, n)`` attention weights.  ``kv`` is the full run's KV cache
     (causal only), one ``(keys, values)`` pair per layer, each
-    ``(1, kv_heads, n, d_head)``: budgets reuse its exact prefix.
+    ``(1, kv_heads, n, d_head)``: budgets reuse its exact prefix.  ``queries``
+    (causal only) the full run's scaled queries per layer, ``(1, q_heads, n, d_head)``:
+    a policy that decides from earlier rows' attention (``h2o``) scores its prefix with them.
     """
 
     lm: object
@@ -57,6 +59,7 @@ class Reference:
     dense_params: int
     weights: dict[int, torch.Tensor] = field(default_factory=dict)
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    queries: list[torch.Tensor] | None = None
 
     @property
     def ids(self) -> torch.Tensor:
@@ -72,22 +75,12 @@ class Reference:
         return None if self.logprobs is None else self.logprobs.argmax(-1)
 
     @cached_property
-    def prob_terms(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Per position ``(sum p, sum p log p)`` with ``p = exp(logprobs)``, float64 ``(n-1,)`` each (causal only)."""
+    def full_terms(self) -> FullTerms | None:
+        """What budgets' KL needs from the full run's next-token distributions, per position (causal only)."""
         if self.logprobs is None:
             return None
-        # float64 copies of all (n-1, vocab) would be 400 MB at 1024: 32 rows at a time, in two buffers reused
-        # for every chunk (fresh 12 MB temporaries per chunk left glibc's heap 390 MB bigger at 512 tokens).
-        rows = min(32, len(self.logprobs))
-        lp, p = (torch.empty(rows, self.logprobs.shape[-1], dtype=torch.float64) for _ in range(2))
-        sums, p_log_p = [], []
-        for chunk in self.logprobs.split(rows):
-            m = len(chunk)
-            lp[:m].copy_(chunk)
-            torch.exp(lp[:m], out=p[:m])
-            sums.append(p[:m].sum(-1))
-            p_log_p.append(p[:m].mul_(lp[:m]).sum(-1))
-        return torch.cat(sums), torch.cat(p_log_p)
+        _, head = trunk_and_head(self.lm.model)
+        return full_terms(self.hidden[:-1], self.logprobs, head.weight, head.bias)
 
     @cached_property
     def ppl_full(self) -> float | None:
@@ -138,16 +131,18 @@ def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Seq
     next-token log-probabilities, 200 MB at 1024 tokens, and the KV cache):
     for pictures of the full attention alone.
     """
-    run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture, observers=observers)
-    hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=lm.causal and for_budgets)
+    keep = lm.causal and for_budgets
+    run = BudgetRun([Budget("full")], causal=lm.causal, capture=capture, observers=observers, keep_queries=keep)
+    hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=keep)
     kv = cache_tensors(cache) if cache is not None else None
     t0 = time.perf_counter()
     logprobs = next_token_logprobs(lm.model, hidden[0, :-1]) if lm.causal and for_budgets else None
     seconds += time.perf_counter() - t0
     weights = {layer: w[0] for layer, w in run.weights.items()}
-    return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None if lm.causal else hidden[0],
+    return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=hidden[0],
                      stats=run.stats[0], seconds=seconds, shape=model_shape(lm.model),
-                     dense_params=linear_params(lm.model), weights=weights, kv=kv)
+                     dense_params=linear_params(lm.model), weights=weights, kv=kv,
+                     queries=[run.queries[layer] for layer in sorted(run.queries)] if keep else None)
 
 
 class _LastLayerDone(Exception):
@@ -204,7 +199,7 @@ def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Captur
     """
     if not lm.causal or ref.kv is None or capture is not None or observers:
         return 0
-    return min(_exact_prefixes(budgets, ref.n_tokens))
+    return min(_exact_prefixes(budgets, ref.n_tokens, resumable=False))
 
 
 def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
@@ -239,7 +234,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
                          "every captured layer), and no observers")
     if pack is None:
         pack = can_pack
-    prefix = _exact_prefixes(budgets, ref.n_tokens) if pack else [0] * len(budgets)
+    prefix = _exact_prefixes(budgets, ref.n_tokens, ref.queries is not None) if pack else [0] * len(budgets)
     if pack:
         chunks = _packed_groups(ref.n_tokens, prefix, max_budgets=_budgets_per_pass(capture, ref))
     else:
@@ -260,9 +255,14 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     return [rows[i] for i in range(len(budgets))]
 
 
-def _exact_prefixes(budgets: Sequence[Budget], n: int) -> list[int]:
-    """Per budget, the leading tokens it leaves untouched (taken from the full run instead of recomputed)."""
-    return [min(get_policy(b.policy).exact_prefix(b), n) for b in budgets]
+def _exact_prefixes(budgets: Sequence[Budget], n: int, resumable: bool = True) -> list[int]:
+    """Per budget, the leading tokens it leaves untouched (taken from the full run instead of recomputed).
+
+    ``resumable``: the full run's queries are at hand, so a policy that is not rowwise
+    (``h2o``) can score its prefix rows without recomputing them (a packed pass); else 0 for it.
+    """
+    policies = [get_policy(b.policy) for b in budgets]
+    return [p.exact_prefix(b, n) if p.rowwise or resumable else 0 for p, b in zip(policies, budgets, strict=True)]
 
 
 def _capture_layers(capture: Capture, layers: int) -> list[int]:
@@ -321,14 +321,13 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
         hidden = torch.cat(rows)
         positions = torch.cat([torch.arange(s, n - 1) for s in starts if s < n - 1])
         _, head = trunk_and_head(lm.model)
-        p_sum, p_log_p = ref.prob_terms
+        full = ref.full_terms
         terms = []
         with torch.inference_mode():
             for g in range(0, len(positions), ROW_GROUP):
                 pos = positions[g:g + ROW_GROUP]
-                probs = _ProbsOf(ref.logprobs, pos)
-                terms.append(next_token_terms(hidden[g:g + ROW_GROUP], head.weight, head.bias, targets[pos], probs,
-                                              p_sum[pos], p_log_p[pos]))
+                terms.append(next_token_terms(hidden[g:g + ROW_GROUP], head.weight, head.bias, targets[pos],
+                                              full.take(pos)))
         kl, top1, nll = (torch.cat(t) for t in zip(*terms, strict=True))
     out, at = [], 0
     for s in starts:
@@ -342,17 +341,6 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
             out.append((sums.result(ref.ppl_full), ref.top1.clone()))
         at += m
     return out
-
-
-class _ProbsOf:
-    """``exp`` of rows ``positions`` of log-probabilities ``(P, vocab)``, built one column chunk at a time."""
-
-    def __init__(self, logprobs: torch.Tensor, positions: torch.Tensor):
-        self.logprobs, self.positions = logprobs, positions
-
-    def __getitem__(self, index: tuple[slice, slice]) -> torch.Tensor:
-        _, cols = index
-        return self.logprobs[:, cols].index_select(0, self.positions).exp_()
 
 
 def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[int],
@@ -378,13 +366,15 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
         positions = torch.cat([torch.arange(p, n) for _, p in parts]).unsqueeze(0)
         run = BudgetRun([b for b, _ in parts], causal=True, segments=segments,
                         prefix_kv=None if ref is None else ref.kv, capture=capture,
-                        prefix_weights=None if ref is None else ref.weights)
+                        prefix_weights=None if ref is None else ref.weights,
+                        prefix_queries=None if ref is None else ref.queries)
         hidden = run_trunk(lm.model, ids, run, position_ids=positions)[0][0]
     if ref is None:
         logprobs = next_token_logprobs(lm.model, hidden[:n - 1])
         kv = [run.kv[layer] for layer in range(len(run.kv))]
-        ref = Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=None, stats=run.stats[0], seconds=0.0,
-                        shape=model_shape(lm.model), dense_params=linear_params(lm.model), kv=kv)
+        ref = Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=hidden[:n], stats=run.stats[0], seconds=0.0,
+                        shape=model_shape(lm.model), dense_params=linear_params(lm.model), kv=kv,
+                        queries=[run.queries[layer] for layer in range(len(run.queries))])
     first = len(parts) - len(live)  # the reference's segment, if any, comes first
     stats = [RowStats() for _ in chunk]
     pieces = [(None, p) for p in prefixes]

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["CausalSums", "causal_quality", "encoder_quality", "next_token_terms", "perplexity"]
+__all__ = ["CausalSums", "FullTerms", "causal_quality", "encoder_quality", "full_terms", "next_token_terms",
+           "perplexity"]
 
 
 def _nll_sum(logprobs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -69,47 +70,96 @@ class CausalSums:
         }
 
 
-def next_token_terms(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                     probs_full: torch.Tensor, p_sum: torch.Tensor, p_log_p: torch.Tensor,
-                     vocab_chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-position KL, top-1 and NLL of a budgeted run, from its last hidden states, vocabulary chunk by chunk.
+@dataclass(frozen=True)
+class FullTerms:
+    """What a budgeted run's KL needs from the full run, per position (all float64).
 
-    The output layer ``logits = hidden @ weight.T + bias`` is never built whole:
-    ``(rows, vocab_chunk)`` slices go through an online log-sum-exp, so many
-    rows share one efficient matrix product and memory stays small.  With
-    ``log q = z - logsumexp(z)``: ``KL(p || q) = sum p log p - sum p z + logsumexp(z) sum p``.
+    ``hidden`` ``(rows, d)``: the full run's last hidden states; ``lse`` ``(rows,)``: the
+    log-sum-exp of its logits, computed exactly as :func:`next_token_terms` computes a
+    budget's; ``p_sum`` ``(rows,)``: ``sum_v p_v``; ``p_head`` ``(rows, d)``: ``sum_v p_v W_v``
+    for the output layer's weight ``W`` ``(vocab, d)``, ``p`` the full run's next-token probabilities.
+    """
 
-    Args:
-        hidden: ``(rows, d)``; weight ``(vocab, d)``; bias ``(vocab,)`` or None.
-        targets: ``(rows,)`` the actual next tokens.
-        probs_full: the full run's probabilities at the same positions: anything whose
-            ``probs_full[:, v0:v1]`` gives those columns ``(rows, v1 - v0)`` (a tensor, or a
-            lazy view that builds them).
-        p_sum, p_log_p: ``(rows,)`` float64 row sums of ``p`` and ``p log p``.
+    hidden: torch.Tensor
+    lse: torch.Tensor
+    p_sum: torch.Tensor
+    p_head: torch.Tensor
 
-    Returns:
-        ``kl`` (float64, nats), ``top1`` (int64, the budgeted argmax), ``nll`` (float64, nats), each ``(rows,)``.
+    def take(self, positions: torch.Tensor) -> FullTerms:
+        """The rows at ``positions`` ``(m,)``."""
+        return FullTerms(*(t.index_select(0, positions) for t in (self.hidden, self.lse, self.p_sum, self.p_head)))
+
+
+def full_terms(hidden: torch.Tensor, logprobs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               rows: int = 64, vocab_chunk: int = 2048) -> FullTerms:
+    """:class:`FullTerms` from the full run's last hidden states ``(P, d)`` and log-probabilities ``(P, vocab)``.
+
+    ``p_head`` is a float32 matrix product, ``rows`` positions at a time through one
+    reused buffer (fresh per-chunk temporaries grow the heap); its rounding only
+    scales the *difference* of hidden states in :func:`next_token_terms`.  ``vocab_chunk``
+    must be the one the budgets' :func:`next_token_terms` uses (their log-sum-exps are compared).
+    """
+    with torch.inference_mode():
+        lse = _scan_logits(hidden, weight, bias, None, vocab_chunk)[0]
+        rows = max(1, min(rows, len(logprobs)))
+        p = torch.empty(rows, logprobs.shape[-1])
+        p_sum, p_head = [], []
+        for chunk in logprobs.split(rows):
+            m = len(chunk)
+            torch.exp(chunk, out=p[:m])
+            p_sum.append(p[:m].sum(-1, dtype=torch.float64))
+            p_head.append((p[:m] @ weight).double())
+    return FullTerms(hidden.double(), lse, torch.cat(p_sum), torch.cat(p_head))
+
+
+def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor | None,
+                 vocab_chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """log-sum-exp (float64), argmax and the targets' logits of ``hidden @ weight.T + bias``, never built whole.
+
+    ``(rows, vocab_chunk)`` slices go through an online log-sum-exp, so many rows
+    share one efficient matrix product and memory stays small.
     """
     rows = hidden.shape[0]
     run_max = torch.full((rows,), float("-inf"))
     run_sum = torch.zeros(rows)
     top1 = torch.zeros(rows, dtype=torch.long)
-    p_dot_z = torch.zeros(rows, dtype=torch.float64)
-    target_logit = torch.zeros(rows)
+    target_logit = None if targets is None else torch.zeros(rows)
     for v0 in range(0, weight.shape[0], vocab_chunk):
         v1 = min(v0 + vocab_chunk, weight.shape[0])
         z = torch.nn.functional.linear(hidden, weight[v0:v1], None if bias is None else bias[v0:v1]).float()
         chunk_max, chunk_arg = z.max(-1)
         better = chunk_max > run_max  # strict: the first maximum wins, as argmax does
         top1 = torch.where(better, chunk_arg + v0, top1)
-        p_dot_z += (probs_full[:, v0:v1] * z).sum(-1, dtype=torch.float64)
-        here = (targets >= v0) & (targets < v1)
-        target_logit[here] = z[here].gather(-1, (targets[here] - v0).view(-1, 1)).view(-1)
+        if targets is not None:
+            here = (targets >= v0) & (targets < v1)
+            target_logit[here] = z[here].gather(-1, (targets[here] - v0).view(-1, 1)).view(-1)
         new_max = torch.maximum(run_max, chunk_max)
         run_sum = run_sum * torch.exp(run_max - new_max) + z.sub_(new_max.unsqueeze(-1)).exp_().sum(-1)
         run_max = new_max
-    lse = (run_max + torch.log(run_sum)).double()
-    return p_log_p - p_dot_z + lse * p_sum, top1, lse - target_logit.double()
+    return (run_max + torch.log(run_sum)).double(), top1, target_logit
+
+
+def next_token_terms(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+                     full: FullTerms, vocab_chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-position KL, top-1 and NLL of a budgeted run, from its last hidden states.
+
+    With logits ``z = W h + b`` (the full run's at ``h_f``, the budget's at ``h``) and
+    ``p = softmax(z_f)``: ``KL(p || q) = sum_v p_v (z_f - lse_f - z + lse)_v
+    = (lse - lse_f) sum p - (sum_v p_v W_v) . (h - h_f)``.
+    So one scan of the budget's logits (its log-sum-exp) is all the vocabulary work;
+    for a budget that leaves a position's hidden state unchanged the KL is exactly 0.
+
+    Args:
+        hidden: ``(rows, d)``; weight ``(vocab, d)``; bias ``(vocab,)`` or None.
+        targets: ``(rows,)`` the actual next tokens.
+        full: the full run's :class:`FullTerms` at the same positions.
+
+    Returns:
+        ``kl`` (float64, nats), ``top1`` (int64, the budgeted argmax), ``nll`` (float64, nats), each ``(rows,)``.
+    """
+    lse, top1, target_logit = _scan_logits(hidden, weight, bias, targets, vocab_chunk)
+    kl = (lse - full.lse) * full.p_sum - ((hidden.double() - full.hidden) * full.p_head).sum(-1)
+    return kl, top1, lse - target_logit.double()
 
 
 def causal_quality(logp_full: torch.Tensor, logp_budget: torch.Tensor, targets: torch.Tensor,

@@ -447,23 +447,24 @@ def test_packed_capture_equals_each_budget_captured_on_its_own(monkeypatch, bloc
 
 
 @pytest.mark.parametrize("together_bytes", [64 * 2**20, 0])
-def test_packed_h2o_segments_decided_together_equal_each_alone(monkeypatch, together_bytes):
+@pytest.mark.parametrize("prefixes", [[0, 0, 3, 0], [4, 2, 3, 6]])
+def test_packed_h2o_segments_decided_together_equal_each_alone(monkeypatch, together_bytes, prefixes):
     """Several h2o segments of one pass share one per-query loop (keep_many); each equals its budget alone,
-    and so does the one-by-one fallback when their scores would not fit (TOGETHER_BYTES)."""
+    and so does the one-by-one fallback when their scores would not fit (TOGETHER_BYTES).  A segment may
+    resume after its cache-filling prefix: those rows are scored from the full run's queries."""
     import attnviz.budget_context as bc
 
     monkeypatch.setattr(bc, "TOGETHER_BYTES", together_bytes)
     hq, hkv, n, d = 4, 2, 9, 8
     q, k, v = _qkv(1, hq, hkv, n, d, seed=3)
     budgets = [Budget("h2o", keys=4), Budget("h2o", keys=2), Budget("topk", keys=3), Budget("h2o", keys=6)]
-    prefixes = [0, 0, 3, 0]
     segments, packed = _pack(q, k, v, prefixes)
     calls = []
     keep_many = H2O.keep_many
     monkeypatch.setattr(H2O, "keep_many", lambda self, s, *a: calls.append(len(s)) or keep_many(self, s, *a))
-    run = BudgetRun(budgets, segments=segments, prefix_kv=[(k, v)])
+    run = BudgetRun(budgets, segments=segments, prefix_kv=[(k, v)], prefix_queries=[q * 0.3])
     out, _ = run.attend(0, *packed, None, 0.3)
-    assert calls == ([3] if together_bytes else [])
+    assert calls == ([3] if together_bytes else [1, 1, 1])
     for b, (budget, seg) in enumerate(zip(budgets, segments, strict=True)):
         alone = BudgetRun([budget])
         whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
@@ -489,3 +490,5 @@ def test_packed_run_checks_its_arguments():
         BudgetRun([Budget("full")], observers=[print], segments=seg, prefix_kv=[])
     with pytest.raises(ValueError, match="prefix_kv"):
         BudgetRun([Budget("full")], segments=seg)
+    with pytest.raises(ValueError, match="prefix_queries"):
+        BudgetRun([Budget("h2o", keys=2)], segments=seg, prefix_kv=[])

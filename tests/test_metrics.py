@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from attnviz.metrics import causal_quality, encoder_quality, next_token_terms, perplexity
+from attnviz.metrics import causal_quality, encoder_quality, full_terms, next_token_terms, perplexity
 
 # Three positions, vocabulary of 3.  Rows are probability distributions.
 P_FULL = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
@@ -133,29 +133,50 @@ def test_encoder_quality_is_scale_invariant_and_one_for_identical():
 
 @pytest.mark.parametrize("chunk", [3, 5, 64])
 def test_next_token_terms_equal_the_log_softmax_formulas(chunk):
-    """Vocabulary chunks and an online log-sum-exp give the same KL, top-1 and NLL as full log-softmaxes."""
+    """Vocabulary chunks, an online log-sum-exp and the KL through hidden states give the textbook values."""
     gen = torch.Generator().manual_seed(chunk)
     rows, d, vocab = 6, 4, 13
-    hidden = torch.randn(rows, d, generator=gen)
+    hidden_full = torch.randn(rows, d, generator=gen)
+    hidden = hidden_full + 0.3 * torch.randn(rows, d, generator=gen)
     weight = torch.randn(vocab, d, generator=gen) * 3
     bias = torch.randn(vocab, generator=gen)
-    logp_full = torch.log_softmax(torch.randn(rows, vocab, generator=gen).double() * 2, -1).float()
+    logp_full = torch.log_softmax((hidden_full @ weight.T + bias).double(), -1)
     targets = torch.randint(0, vocab, (rows,), generator=gen)
     logits = hidden @ weight.T + bias
     logp = torch.log_softmax(logits.double(), -1)
-    p = logp_full.exp()
-    kl, top1, nll = next_token_terms(hidden, weight, bias, targets, p, p.double().sum(-1),
-                                     (p.double() * logp_full.double()).sum(-1), vocab_chunk=chunk)
-    expected_kl = (logp_full.double().exp() * (logp_full.double() - logp)).sum(-1)
+    full = full_terms(hidden_full, logp_full.float(), weight, bias, rows=4, vocab_chunk=chunk)
+    kl, top1, nll = next_token_terms(hidden, weight, bias, targets, full, vocab_chunk=chunk)
+    expected_kl = (logp_full.exp() * (logp_full - logp)).sum(-1)
     assert torch.allclose(kl, expected_kl, atol=1e-5)
+    assert expected_kl.max() > 0.1  # the runs differ: a real test of the formula
     assert torch.equal(top1, logits.argmax(-1))
     assert torch.allclose(nll, -logp.gather(-1, targets.view(-1, 1)).view(-1), atol=1e-5)
+    same = next_token_terms(hidden_full, weight, bias, targets, full, vocab_chunk=chunk)[0]
+    assert torch.equal(same, torch.zeros(rows, dtype=torch.float64))  # unchanged hidden states: exactly 0
 
 
 def test_next_token_terms_first_maximum_wins_across_chunks():
     hidden = torch.ones(1, 1)
     weight = torch.tensor([[0.0], [2.0], [1.0], [2.0]])  # the maximum at words 1 and 3, in different chunks
-    p = torch.full((1, 4), 0.25)
-    _, top1, _ = next_token_terms(hidden, weight, None, torch.tensor([0]), p, torch.ones(1, dtype=torch.float64),
-                                  (p.double() * p.double().log()).sum(-1), vocab_chunk=2)
+    full = full_terms(torch.zeros(1, 1), torch.full((1, 4), 0.25).log(), weight, None)
+    _, top1, _ = next_token_terms(hidden, weight, None, torch.tensor([0]), full, vocab_chunk=2)
     assert top1.tolist() == [1]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 100])
+def test_full_terms_are_the_sums_over_the_vocabulary(rows):
+    """Each term by its definition; row chunks (through a reused buffer) change nothing."""
+    gen = torch.Generator().manual_seed(rows)
+    hidden = torch.randn(7, 5, generator=gen)
+    weight = torch.randn(11, 5, generator=gen)
+    bias = torch.randn(11, generator=gen)
+    logits = hidden @ weight.T + bias
+    logp = torch.log_softmax(logits, -1)
+    t = full_terms(hidden, logp, weight, bias, rows=rows)
+    p = logp.double().exp()
+    assert torch.allclose(t.p_sum, p.sum(-1))
+    assert torch.allclose(t.p_head, p @ weight.double(), atol=1e-5)
+    assert torch.allclose(t.lse, logits.double().logsumexp(-1), atol=1e-5)
+    assert torch.equal(t.hidden, hidden.double())
+    picked = t.take(torch.tensor([5, 0]))
+    assert torch.equal(picked.p_head, t.p_head[[5, 0]]) and torch.equal(picked.lse, t.lse[[5, 0]])

@@ -18,7 +18,7 @@ import torch
 
 from ..budget import Budget, BudgetError, keep_counts
 
-__all__ = ["Policy", "LayerView", "keep_top", "kth_largest", "nearness", "row_counts"]
+__all__ = ["Policy", "LayerView", "by_rows", "keep_top", "kth_largest", "nearness", "row_counts"]
 
 
 @dataclass
@@ -72,18 +72,19 @@ class Policy:
             raise BudgetError(f"policy '{self.name}' takes a probability mass p in (0, 1] (--budget), not a key count")
         budget.check_size()
 
-    def exact_prefix(self, budget: Budget) -> int:
-        """How many leading queries of a causal, unpadded text surely keep every key.
+    def exact_prefix(self, budget: Budget, n_tokens: int) -> int:
+        """How many leading queries of a causal, unpadded text of ``n_tokens`` surely keep every key.
 
         Query ``i`` sees ``i + 1`` keys, so with a key count ``K`` rows ``0..K-1``
         are untouched; any policy keeps row 0's single key.  Those rows (and, in
         a causal model, their hidden states in every layer) equal the full run,
         so a sweep can reuse the full run's KV cache for them instead of
-        recomputing.  Policies whose later decisions depend on the prefix's own
-        attention (``h2o``) return 0.
+        recomputing.  A policy that is not :attr:`rowwise` (``h2o``) also needs
+        those rows' attention to decide the later ones: it resumes only where
+        the full run's queries are at hand (``BudgetRun.prefix_queries``).
         """
         sizes = budget.key_sizes()
-        return min(sizes) if sizes else 1
+        return min(min(sizes) if sizes else 1, n_tokens)
 
     def keep(self, scores: torch.Tensor, allowed: torch.Tensor, budget: Budget, view: LayerView) -> torch.Tensor | None:
         """Keep mask for one sequence of one layer.
@@ -165,23 +166,27 @@ def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k``-th largest entry along the last axis, shape ``(..., 1)`` (``1 <= k <= values.shape[-1]``).
 
     numpy's introselect (``np.partition``) on one core is about twice as fast
-    as ``torch.topk`` on two, and a sweep spends much of its attention time
-    here; large inputs are split over :func:`torch.get_num_threads` threads
-    (numpy releases the GIL while it partitions).
+    as ``torch.topk`` on two, and a sweep spends much of its attention time here.
     """
     n = values.shape[-1]
-    flat = values.numpy().reshape(-1, n)
+    chosen = by_rows(lambda rows: np.partition(rows, n - k, axis=-1)[:, n - k], values.numpy())
+    return torch.from_numpy(chosen).view(*values.shape[:-1], 1)
 
-    def select(rows: np.ndarray) -> np.ndarray:
-        return np.partition(rows, n - k, axis=-1)[:, n - k]
 
+def by_rows(fn, values: np.ndarray) -> np.ndarray:
+    """``fn`` applied to the rows of ``values`` ``(..., k)`` seen as ``(rows, k)``, split over
+    :func:`torch.get_num_threads` threads when large (numpy releases the GIL while it sorts).
+
+    ``fn`` maps ``(r, k)`` to ``(r, ...)``; the result keeps ``values``' leading shape.
+    """
+    lead = values.shape[:-1]
+    flat = values.reshape(-1, values.shape[-1])
     threads = torch.get_num_threads()
     if threads > 1 and flat.size >= _SPLIT_ABOVE:
-        parts = _pool(threads).map(select, np.array_split(flat, threads))
-        chosen = np.concatenate(list(parts))
+        out = np.concatenate(list(_pool(threads).map(fn, np.array_split(flat, threads))))
     else:
-        chosen = select(flat)
-    return torch.from_numpy(chosen).view(*values.shape[:-1], 1)
+        out = fn(flat)
+    return out.reshape(*lead, *out.shape[1:])
 
 
 _SPLIT_ABOVE = 1 << 16  # entries; below this, handing rows to threads costs more than it saves

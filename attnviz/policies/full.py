@@ -11,8 +11,8 @@ class Full(Policy):
     def validate(self, budget, causal):  # a size is meaningless here, so none is checked
         pass
 
-    def exact_prefix(self, budget):
-        return 1 << 62  # every row
+    def exact_prefix(self, budget, n_tokens):
+        return n_tokens  # every row
 
     def keep(self, scores, allowed, budget, view):
         return None

@@ -36,8 +36,8 @@ class H2O(Policy):
         if budget.layer_keys is not None or isinstance(budget.keys, tuple):
             raise BudgetError("policy 'h2o' takes one cache size for every head (per-head sizes are not supported)")
 
-    def exact_prefix(self, budget):
-        return 0  # its cache scores need the prefix queries' own attention
+    def exact_prefix(self, budget, n_tokens):
+        return min(cache_size(budget, n_tokens), n_tokens)  # the cache fills up before anything is evicted
 
     def keep(self, scores, allowed, budget, view):
         if scores.shape[-2] != scores.shape[-1]:

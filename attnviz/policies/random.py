@@ -32,6 +32,25 @@ def uniform_draws(seed: int, layer: int, heads: int, q_len: int, k_len: int) -> 
     return (x & ((1 << 52) - 1)).double() / float(1 << 52)
 
 
+MEMO_BYTES = 32 * 2**20
+"""Draws of one layer up to this size are made once per call and shared by its query blocks and budgets."""
+
+
+def _layer_draws(memo: dict, seed: int, layer: int, heads: int, q_len: int, k_len: int) -> torch.Tensor:
+    """:func:`uniform_draws` ``(heads, q_len, k_len)``, sliced from the layer's whole square when it is memoised.
+
+    A sweep asks for the same layer's draws once per budget and query block: the
+    hash is the costly part, and its values do not depend on who asks.
+    """
+    if q_len > k_len or heads * k_len * k_len * 8 > MEMO_BYTES:  # (more queries than keys: not a text's rows)
+        return uniform_draws(seed, layer, heads, q_len, k_len)
+    key = ("random_draws", seed, heads)
+    have = memo.get(key)
+    if have is None or have[0] != layer or have[1].shape[-1] < k_len:  # one layer at a time: memory stays flat
+        memo[key] = have = (layer, uniform_draws(seed, layer, heads, k_len, k_len))
+    return have[1][:, k_len - q_len:k_len, :k_len]
+
+
 class RandomKeys(Policy):
     name = "random"
     summary = "Each query keeps K keys chosen at random: the baseline a good policy must beat."
@@ -39,5 +58,5 @@ class RandomKeys(Policy):
 
     def keep(self, scores, allowed, budget, view):
         heads, q_len, k_len = scores.shape
-        draws = uniform_draws(budget.seed, view.layer, heads, q_len, k_len)
+        draws = _layer_draws(view.memo, budget.seed, view.layer, heads, q_len, k_len)
         return keep_top(draws, allowed, row_counts(allowed, budget))

@@ -1,9 +1,11 @@
 """``topp``: per (layer, query head, query), the smallest set of highest-weight
-keys whose full-softmax mass reaches ``p`` (nucleus selection over keys)."""
+keys whose full-softmax mass reaches ``p`` (nucleus selection over keys).
+Among keys of equal weight at the edge of the set, the earlier keys go first."""
 
+import numpy as np
 import torch
 
-from .base import Policy
+from .base import Policy, by_rows
 
 
 class TopP(Policy):
@@ -16,9 +18,22 @@ class TopP(Policy):
         if p >= 1.0:
             return None
         probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
-        sorted_p, order = torch.sort(probs, dim=-1, descending=True)
-        # A key is in the set while the mass of the keys before it is still below p.
-        before = torch.cumsum(sorted_p, dim=-1) - sorted_p
-        chosen = before < p
-        keep = torch.zeros_like(chosen).scatter_(-1, order, chosen)
-        return keep & allowed
+        keep = by_rows(lambda rows: nucleus(rows, p), probs.numpy())
+        return torch.from_numpy(keep) & allowed
+
+
+def nucleus(probs: np.ndarray, p: float) -> np.ndarray:
+    """Bool mask ``(rows, k)``: per row the smallest set of largest ``probs`` whose sum reaches ``p``.
+
+    numpy's vectorised sort of the values alone is about ten times faster than
+    ``torch.sort``'s values and indices; the set is then "every weight above the
+    edge weight, plus as many keys equal to it as the count needs, earliest first".
+    """
+    desc = np.sort(probs, axis=-1)[:, ::-1]
+    before = np.cumsum(desc, axis=-1) - desc  # a key joins while the mass before it is still below p
+    count = (before < p).sum(-1, keepdims=True)  # >= 1: nothing comes before the largest
+    edge = np.take_along_axis(desc, count - 1, axis=-1)
+    above = probs > edge
+    tied = probs == edge
+    room = count - above.sum(-1, keepdims=True)
+    return above | (tied & (np.cumsum(tied, axis=-1) <= room))

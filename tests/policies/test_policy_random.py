@@ -84,3 +84,17 @@ def test_random_is_roughly_uniform_per_causal_row():
 def test_random_encoder_mask():
     keep = keep_mask("random", _scores(2, 5, 5), encoder(5), Budget("random", keys=2), causal_model=False)
     assert keep.sum(-1).tolist() == [[2] * 5] * 2
+
+
+def test_random_draws_shared_within_a_call_equal_fresh_ones():
+    """One call memoises a layer's draws for its blocks and budgets; slices of it (other layers, seeds,
+    query blocks, a longer text, a decoding step) equal the draws made afresh."""
+    from attnviz.policies.random import _layer_draws, uniform_draws
+
+    memo = {}
+    asks = [(0, 2, 9, 9), (0, 2, 3, 9), (0, 2, 4, 6), (1, 2, 9, 9), (1, 2, 12, 12), (1, 2, 1, 12), (1, 7, 5, 12),
+            (0, 2, 9, 9)]
+    for layer, seed, q_len, k_len in asks:
+        got = _layer_draws(memo, seed, layer, 3, q_len, k_len)
+        assert torch.equal(got, uniform_draws(seed, layer, 3, q_len, k_len)), (layer, seed, q_len, k_len)
+    assert len(memo) == 2  # one entry per seed, the latest layer only

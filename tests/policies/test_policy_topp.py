@@ -124,3 +124,31 @@ def test_topp_rejects_key_counts(size):
 def test_topp_rejects_bad_mass(p):
     with pytest.raises(BudgetError):
         get_policy("topp").validate(Budget("topp", ratio=p), True)
+
+
+def test_topp_ties_at_the_edge_take_the_earliest_keys():
+    # four equal weights: p = 0.5 needs two of them, p = 0.6 three; the earliest go first
+    scores = torch.zeros(1, 1, 4)
+    assert keep_mask("topp", scores, encoder(4)[:, :1], Budget("topp", ratio=0.5), causal_model=False)[0].tolist() \
+        == [[True, True, False, False]]
+    assert keep_mask("topp", scores, encoder(4)[:, :1], Budget("topp", ratio=0.6), causal_model=False)[0].tolist() \
+        == [[True, True, True, False]]
+    # a larger key first, then a tie: 0.4 | 0.2 0.2 0.2; p = 0.7 needs the 0.4 and two of the three
+    row = torch.tensor([[[L(0.2), L(0.4), L(0.2), L(0.2)]]], dtype=torch.float64)
+    assert keep_mask("topp", row, encoder(4)[:, :1], Budget("topp", ratio=0.7), causal_model=False)[0].tolist() \
+        == [[True, True, True, False]]
+
+
+@pytest.mark.parametrize("n", [40, 160])  # 160: enough rows to be split over threads
+@pytest.mark.parametrize("p", [0.3, 0.8, 0.95, 0.999])
+def test_topp_equals_sorting_every_row(p, n):
+    """Against the textbook construction (sort, cumulative mass, scatter back) on random causal scores
+    (float64, so the two cumulative sums cannot round to opposite sides of p)."""
+    gen = torch.Generator().manual_seed(int(p * 1000))
+    scores = torch.randn(3, n, n, generator=gen, dtype=torch.float64) * 3
+    allowed = causal(n)
+    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), -1)
+    sorted_p, order = torch.sort(probs, -1, descending=True)
+    chosen = (torch.cumsum(sorted_p, -1) - sorted_p) < p
+    expected = torch.zeros_like(chosen).scatter_(-1, order, chosen) & allowed
+    assert torch.equal(keep_mask("topp", scores, allowed, Budget("topp", ratio=p)), expected)
