@@ -31,7 +31,8 @@ SOURCES = {
     "topk": "Top-k attention: [Gupta et al., 2021](https://arxiv.org/abs/2106.06899). An *oracle*: it must compute "
             "every score before choosing, so it saves mixing work but not scoring work or memory.",
     "topp": "Nucleus (top-p) selection ([Holtzman et al., 2020](https://arxiv.org/abs/1904.09751)) applied to "
-            "keys instead of words: the smallest set of highest-weight keys whose full-softmax weight reaches p.",
+            "keys instead of words: the smallest set of highest-weight keys whose full-softmax weight reaches p "
+            "(among equal weights at the edge of the set, the earlier keys).",
     "window": "Sliding-window attention ([Child et al., 2019](https://arxiv.org/abs/1904.10509); "
               "[Beltagy et al., 2020](https://arxiv.org/abs/2004.05150)): the K most recent keys (encoders: the K "
               "nearest, ties to the earlier one).",
@@ -58,7 +59,8 @@ st.markdown(
 ### Quality (measured)
 Causal language models predict each next token; position t = 0…n−2 predicts token t+1.
 * **KL divergence** (nats): the mean over positions of KL(p_full ‖ p_budget) between the full and the budgeted
-  next-token distributions. 0 means identical.
+  next-token distributions. 0 means identical. Computed without a second pass over the vocabulary: with logits
+  z = W·h, KL = (logsumexp z_budget − logsumexp z_full) − (Σ p_full·W)·(h_budget − h_full), the textbook sum rewritten.
 * **Top-1 agreement**: the share of positions where the most likely next token is the same.
 * **Perplexity**: exp(mean negative log-likelihood of the actual next tokens), for the budget and for full attention.
 * **Attention mass kept**: for each layer, head and query, the share of the row's own full softmax (computed in the
