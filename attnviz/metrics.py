@@ -70,6 +70,11 @@ class CausalSums:
         }
 
 
+VOCAB_CHUNK = 2048
+"""Words per slice of the output layer: a budget's log-sum-exp is compared with the full run's, so both
+are scanned in the same slices (:func:`full_terms`, :func:`next_token_terms`)."""
+
+
 @dataclass(frozen=True)
 class FullTerms:
     """What a budgeted run's KL needs from the full run, per position (all float64).
@@ -91,13 +96,13 @@ class FullTerms:
 
 
 def full_terms(hidden: torch.Tensor, logprobs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-               rows: int = 64, vocab_chunk: int = 2048) -> FullTerms:
+               rows: int = 64, vocab_chunk: int = VOCAB_CHUNK) -> FullTerms:
     """:class:`FullTerms` from the full run's last hidden states ``(P, d)`` and log-probabilities ``(P, vocab)``.
 
     ``p_head`` is a float32 matrix product, ``rows`` positions at a time through one
     reused buffer (fresh per-chunk temporaries grow the heap); its rounding only
     scales the *difference* of hidden states in :func:`next_token_terms`.  ``vocab_chunk``
-    must be the one the budgets' :func:`next_token_terms` uses (their log-sum-exps are compared).
+    must be the one the budgets' :func:`next_token_terms` uses (see :data:`VOCAB_CHUNK`).
     """
     with torch.inference_mode():
         lse = _scan_logits(hidden, weight, bias, None, vocab_chunk)[0]
@@ -113,7 +118,7 @@ def full_terms(hidden: torch.Tensor, logprobs: torch.Tensor, weight: torch.Tenso
 
 
 def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor | None,
-                 vocab_chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                 vocab_chunk: int = VOCAB_CHUNK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """log-sum-exp (float64), argmax and the targets' logits of ``hidden @ weight.T + bias``, never built whole.
 
     ``(rows, vocab_chunk)`` slices go through an online log-sum-exp, so many rows
@@ -140,7 +145,8 @@ def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
 
 
 def next_token_terms(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                     full: FullTerms, vocab_chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     full: FullTerms, vocab_chunk: int = VOCAB_CHUNK
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-position KL, top-1 and NLL of a budgeted run, from its last hidden states.
 
     With logits ``z = W h + b`` (the full run's at ``h_f``, the budget's at ``h``) and
