@@ -397,6 +397,21 @@ def _pack(q, k, v, prefixes):
     return segments, [torch.cat([t[:, :, p:] for p in prefixes], dim=2) for t in (q, k, v)]
 
 
+def _assert_segments_equal_alone(run, out, budgets, segments, qkv):
+    """Each segment of a packed run (output ``out``, scaling 0.3) equals its budget run alone on the whole
+    text: its new rows' outputs, and its counts once the prefix rows (which keep every key) are subtracted."""
+    q, k, v = qkv
+    hq, n = q.shape[1], q.shape[2]
+    for b, (budget, seg) in enumerate(zip(budgets, segments, strict=True)):
+        alone = BudgetRun([budget])
+        whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
+        assert torch.allclose(out[:, :, seg.start:seg.start + seg.length], whole[:, :, seg.prefix:], atol=1e-6)
+        prefix_pairs = hq * seg.prefix * (seg.prefix + 1) // 2
+        assert run.stats[b].allowed_pairs == alone.stats[0].allowed_pairs - prefix_pairs
+        assert run.stats[b].kept_pairs == alone.stats[0].kept_pairs - prefix_pairs
+        assert run.stats[b].kv_keys == alone.stats[0].kv_keys
+
+
 @pytest.mark.parametrize("block", [2, 128])
 def test_packed_segments_equal_each_budget_on_its_own_text(monkeypatch, block):
     """A packed row of segments (prefix from the cache + new tokens) equals running each budget
@@ -411,15 +426,7 @@ def test_packed_segments_equal_each_budget_on_its_own_text(monkeypatch, block):
     run = BudgetRun(PACKED_BUDGETS, segments=segments, prefix_kv=[(k, v)])
     out, weights = run.attend(0, *packed, None, 0.3)
     assert weights is None and out.shape == (1, hq, packed[0].shape[2], d)
-    for b, (budget, seg) in enumerate(zip(PACKED_BUDGETS, segments, strict=True)):
-        alone = BudgetRun([budget])
-        whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
-        assert torch.allclose(out[:, :, seg.start:seg.start + seg.length], whole[:, :, seg.prefix:], atol=1e-6)
-        # the recomputed rows alone: subtract the prefix rows, which keep every key
-        p = seg.prefix
-        assert run.stats[b].allowed_pairs == alone.stats[0].allowed_pairs - hq * p * (p + 1) // 2
-        assert run.stats[b].kept_pairs == alone.stats[0].kept_pairs - hq * p * (p + 1) // 2
-        assert run.stats[b].kv_keys == alone.stats[0].kv_keys
+    _assert_segments_equal_alone(run, out, PACKED_BUDGETS, segments, (q, k, v))
 
 
 @pytest.mark.parametrize("block", [2, 128])
@@ -465,13 +472,7 @@ def test_packed_h2o_segments_decided_together_equal_each_alone(monkeypatch, toge
     run = BudgetRun(budgets, segments=segments, prefix_kv=[(k, v)], prefix_queries=[q * 0.3])
     out, _ = run.attend(0, *packed, None, 0.3)
     assert calls == ([3] if together_bytes else [1, 1, 1])
-    for b, (budget, seg) in enumerate(zip(budgets, segments, strict=True)):
-        alone = BudgetRun([budget])
-        whole, _ = alone.attend(0, q, k, v, _causal(1, n), 0.3)
-        assert torch.allclose(out[:, :, seg.start:seg.start + seg.length], whole[:, :, seg.prefix:], atol=1e-6)
-        p = seg.prefix
-        assert run.stats[b].kept_pairs == alone.stats[0].kept_pairs - hq * p * (p + 1) // 2
-        assert run.stats[b].kv_keys == alone.stats[0].kv_keys
+    _assert_segments_equal_alone(run, out, budgets, segments, (q, k, v))
 
 
 def test_packed_run_checks_its_arguments():
