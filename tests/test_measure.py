@@ -7,11 +7,13 @@ kept pairs by hand, or from an independent re-computation of the statistic.
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
 
 import attnviz.measure as measure
+from attnviz import workers
 from attnviz.budget import Budget, BudgetError
 from attnviz.budget_context import BudgetRun
 from attnviz.measure import budget_pass, encode_for, reference_pass, sweep
@@ -174,6 +176,57 @@ def test_packed_passes_split_by_size_and_report_progress(smollm2, ref, batched, 
         assert a.compute["attn_pairs"] == b.compute["attn_pairs"]
         assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-5)
         assert torch.equal(a.top1, b.top1)
+
+
+@pytest.fixture
+def two_cores():
+    """Two intra-op threads, so the side-by-side pool exists whatever the machine (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_side_by_side_passes_equal_one_after_another(smollm2, ref, two_cores, monkeypatch):
+    """Passes on the worker threads (one core each) give the rows that sequential passes give."""
+    monkeypatch.setattr(measure, "PACKED_TOKENS", ref.n_tokens)  # one pass per budget
+    pools = []
+    monkeypatch.setattr(measure, "side_by_side", lambda: pools.append(workers.side_by_side()) or pools[-1])
+    side = budget_pass(smollm2, ref, BUDGETS)
+    assert pools and pools[0] is not None
+    monkeypatch.setattr(measure, "side_by_side", lambda: None)
+    seq = budget_pass(smollm2, ref, BUDGETS)
+    for a, b in zip(side, seq, strict=True):
+        assert a.budget == b.budget
+        assert a.compute["attn_pairs"] == b.compute["attn_pairs"] and a.compute["kv_bytes"] == b.compute["kv_bytes"]
+        assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-6)
+        assert a.quality["ppl"] == pytest.approx(b.quality["ppl"], rel=1e-6)
+        assert a.quality["mass_kept"] == pytest.approx(b.quality["mass_kept"], abs=1e-6)
+        assert int((a.top1 != b.top1).sum()) <= 1  # a near-tie argmax may flip
+    pools.clear()
+    monkeypatch.setattr(measure, "side_by_side", lambda: pools.append(workers.side_by_side()) or pools[-1])
+    monkeypatch.setattr(measure, "SIDE_BY_SIDE_TOKENS", ref.n_tokens - 1)  # a longer text: one pass at a time
+    budget_pass(smollm2, ref, BUDGETS[:3])
+    assert pools == []
+
+
+def test_stopping_a_sweep_drops_the_passes_not_begun(smollm2, ref, two_cores, monkeypatch):
+    """An error in the progress callback (a Streamlit rerun stops a script this way) ends the sweep early."""
+    monkeypatch.setattr(measure, "PACKED_TOKENS", ref.n_tokens)
+    started, run_packed = [], measure._run_packed
+    monkeypatch.setattr(measure, "_run_packed", lambda *a, **k: started.append(1) or run_packed(*a, **k))
+    budgets = [Budget("topk", keys=k) for k in range(2, 14)]
+
+    def stop(done, total):
+        raise KeyboardInterrupt  # not an Exception: nothing may swallow it
+
+    with pytest.raises(KeyboardInterrupt):
+        budget_pass(smollm2, ref, budgets, progress=stop)
+    idle = threading.Barrier(workers.WORKERS)
+    for f in [workers.side_by_side().submit(idle.wait, 30) for _ in range(workers.WORKERS)]:
+        f.result(timeout=120)  # every worker is free again: nothing else will start
+    assert 1 <= len(started) <= 1 + 2 * workers.WORKERS < len(budgets)
+    assert len(budget_pass(smollm2, ref, budgets[:3])) == 3  # the pool still works
 
 
 def test_unbatched_rows_through_the_batch_path(smollm2, ref, batched):
