@@ -6,6 +6,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,12 @@ def minilm_eager():
     from attnviz.models import load_model
 
     return load_model("minilm", attn_implementation="eager")
+
+
+@pytest.fixture
+def two_cores():
+    """Two intra-op threads, so the side-by-side pool exists whatever the machine (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

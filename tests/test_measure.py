@@ -178,15 +178,6 @@ def test_packed_passes_split_by_size_and_report_progress(smollm2, ref, batched, 
         assert torch.equal(a.top1, b.top1)
 
 
-@pytest.fixture
-def two_cores():
-    """Two intra-op threads, so the side-by-side pool exists whatever the machine (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_side_by_side_passes_equal_one_after_another(smollm2, ref, two_cores, monkeypatch):
     """Passes on the worker threads (one core each) give the rows that sequential passes give."""
     monkeypatch.setattr(measure, "PACKED_TOKENS", ref.n_tokens)  # one pass per budget

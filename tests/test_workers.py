@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import torch
 
 from attnviz import workers
@@ -16,15 +15,6 @@ def _in_new_thread(fn):
     t.start()
     t.join()
     return out["value"]
-
-
-@pytest.fixture
-def two_cores():
-    """Run with two intra-op threads (the machine's count may differ), restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_workers_run_on_their_share_and_later_threads_keep_every_core(two_cores):
