@@ -70,7 +70,9 @@ if analysis is not None:
                 store.pop(old, None)
         return store[key]
 
-    if chosen:
+    def sweep_results(x_key: str) -> None:
+        if not chosen:
+            return
         bar = st.progress(0.0, text="Sweeping budgets…")
 
         def progress(done: int, total: int) -> None:
@@ -78,27 +80,31 @@ if analysis is not None:
 
         rows = attempt(lambda: sweep(progress), "The sweep")
         bar.empty()
-        if rows:
-            x_axis = X_AXES[x_key]
-            if x_key == "kv_bytes" and not lm.causal:
-                st.info("Encoders have no KV cache; showing density instead.")
-                x_key, x_axis = "density", X_AXES["density"]
-            points = frontier_rows(rows, x=x_key, y=y_key)
-            st.plotly_chart(frontier_plot(points, x_axis, Y_AXES[y_key], log_x=x_key != "density"), width="stretch")
-            table = [{"policy": r["policy"], "budget": r["label"], "density": r["density"],
-                      **{k: v for k, v in r["quality"].items() if v is not None},
-                      **r["compute"], "efficient": p["efficient"]} for r, p in zip(rows, points, strict=True)]
-            st.dataframe(table, width="stretch", hide_index=True)
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
-            d1, d2 = st.columns(2)
-            d1.download_button("Download CSV", buf.getvalue(), "attnviz-frontier.csv", "text/csv")
-            d2.download_button("Download JSON", json.dumps({"model": controls.model, "weights": lm.weights,
-                                                            "n_tokens": ref.n_tokens, "rows": rows}, indent=2),
-                               "attnviz-frontier.json", "application/json")
+        if not rows:
+            return
+        x_axis = X_AXES[x_key]
+        if x_key == "kv_bytes" and not lm.causal:
+            st.info("Encoders have no KV cache; showing density instead.")
+            x_key, x_axis = "density", X_AXES["density"]
+        points = frontier_rows(rows, x=x_key, y=y_key)
+        st.plotly_chart(frontier_plot(points, x_axis, Y_AXES[y_key], log_x=x_key != "density"), width="stretch")
+        table = [{"policy": r["policy"], "budget": r["label"], "density": r["density"],
+                  **{k: v for k, v in r["quality"].items() if v is not None},
+                  **r["compute"], "efficient": p["efficient"]} for r, p in zip(rows, points, strict=True)]
+        st.dataframe(table, width="stretch", hide_index=True)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+        d1, d2 = st.columns(2)
+        d1.download_button("Download CSV", buf.getvalue(), "attnviz-frontier.csv", "text/csv")
+        d2.download_button("Download JSON", json.dumps({"model": controls.model, "weights": lm.weights,
+                                                        "n_tokens": ref.n_tokens, "rows": rows}, indent=2),
+                           "attnviz-frontier.json", "application/json")
 
+    # The sweep's results go above the scaling chart, which is drawn first: it needs no sweep, so a reader
+    # has it while the sweep runs (and the browser draws it then, not after the sweep).
+    results = st.container()
     st.markdown("### When does an attention budget matter?")
     st.markdown(
         "Attention's share of a forward pass grows with the text's length, because every token scores every "
@@ -111,3 +117,5 @@ if analysis is not None:
     curves = {name: (lengths, np.array([attention_share(cfg, int(n)) for n in lengths])) for name, cfg in
               configs.items()}
     st.plotly_chart(attention_share_plot(curves, marker_n=ref.n_tokens), width="stretch")
+    with results:
+        sweep_results(x_key)

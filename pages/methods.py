@@ -78,8 +78,10 @@ For a model with L layers, H query heads, H_kv key/value heads and head size d:
   ([Kaplan et al., 2020](https://arxiv.org/abs/2001.08361)); the output layer counts even when tied to the embedding.
 * **KV cache** at the end of the text = cached keys × 2 (keys and values) × d × bytes per number (4 in float32),
   over layers and KV heads. Only policies that never need a dropped key again (window, sink_window, h2o) shrink it.
-* **Time** is measured wall-clock time of the budgeted forward pass. attnviz *simulates* sparse attention by
-  masking, which gives its quality exactly but saves no time: FLOP savings are never presented as measured speed.
+* **Time** is measured wall-clock time of the budgeted forward pass, shared evenly by the budgets that ran in
+  one pass (a frontier sweep of a short text runs two passes at a time, one core each). attnviz *simulates*
+  sparse attention by masking, which gives its quality exactly but saves no time: FLOP savings are never
+  presented as measured speed.
 
 At short lengths attention is a small share of a model's work (SmolLM2: about 1.6% at 128 tokens, 6% at 512,
 12% at 1,024), so a budget saves little compute there; it matters for long texts and for KV-cache memory.
