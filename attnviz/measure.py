@@ -190,10 +190,10 @@ PACKED_BUDGETS = 8
 SIDE_BY_SIDE_TOKENS = 256
 """Texts up to this long run their packed passes side by side (:func:`attnviz.workers.side_by_side`).
 
-Measured for 48 budgets (6 policies) on 2 cores: 10-20% faster (in the app's server, with the browser on the
-same cores, 15.8 s against 19.6 s at 128 tokens). Each worker thread keeps its own high-water mark of memory,
-so the peak grows with the text: +0.1 GB at 128 tokens, +0.2 GB at 256, +0.2-0.4 GB at 512; longer texts run
-one pass at a time.
+Measured for 48 budgets (6 policies) on 2 cores: 10-20% faster in one process; in the app's server, with the
+browser on the same cores, 14.8-17.0 s against 17.8-20.6 s at 128 tokens. Each worker thread keeps its own
+high-water mark of memory, so the peak grows with the text: +0.1 GB at 128 tokens, +0.2 GB at 256, +0.2-0.4 GB
+at 512; longer texts run one pass at a time.
 """
 
 ROW_GROUP = 512
@@ -263,7 +263,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
             return _run_packed(lm, ref, chunk, [prefix[i] for i in idx], capture=capture)[1]
         return _run_batch(lm, ref, chunk, capture, observers)
 
-    pool = side_by_side() if pack and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
+    pool = side_by_side() if pack and len(chunks) > 1 and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
     for idx, got in _each_pass(run, chunks, pool, ref, [ref.n_tokens - p for p in prefix]):
         rows.update(zip(idx, got, strict=True))
         done += len(idx)
@@ -280,7 +280,7 @@ def _each_pass(run: Callable[[list[int]], list[Row]], chunks: list[list[int]], p
     side, the largest first; their results come back here, to the calling thread
     (a Streamlit progress bar can only be updated from it).
     """
-    if pool is None or len(chunks) == 1:
+    if pool is None:
         for idx in chunks:
             yield idx, run(idx)
         return
