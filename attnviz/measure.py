@@ -264,7 +264,9 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         return _run_batch(lm, ref, chunk, capture, observers)
 
     pool = side_by_side() if pack and len(chunks) > 1 and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
-    for idx, got in _each_pass(run, chunks, pool, ref, [ref.n_tokens - p for p in prefix]):
+    if pool is not None:
+        ref.top1, ref.ppl_full, ref.full_terms  # noqa: B018 - made once here, not raced for by the workers
+    for idx, got in _each_pass(run, chunks, pool, [ref.n_tokens - p for p in prefix]):
         rows.update(zip(idx, got, strict=True))
         done += len(idx)
         if progress:
@@ -273,7 +275,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
 
 
 def _each_pass(run: Callable[[list[int]], list[Row]], chunks: list[list[int]], pool: Executor | None,
-               ref: Reference, recomputed: list[int]) -> Iterable[tuple[list[int], list[Row]]]:
+               recomputed: list[int]) -> Iterable[tuple[list[int], list[Row]]]:
     """``(chunk, run(chunk))`` for every chunk, as the passes finish.
 
     With a ``pool`` (:func:`attnviz.workers.side_by_side`) several passes run side by
@@ -284,7 +286,6 @@ def _each_pass(run: Callable[[list[int]], list[Row]], chunks: list[list[int]], p
         for idx in chunks:
             yield idx, run(idx)
         return
-    ref.top1, ref.ppl_full, ref.full_terms  # noqa: B018 - made once here, not raced for by the workers
     order = sorted(chunks, key=lambda idx: -sum(recomputed[i] for i in idx))
     futures = {pool.submit(run, idx): idx for idx in order}
     try:
