@@ -42,7 +42,7 @@ else:
             budget_columns()
 
     def budget_columns() -> None:
-        left, right = st.columns([2, 3], gap="large")
+        left, right = st.columns([2, 3], gap="medium")
         with left:
             st.markdown(INTRO)
             st.slider("Links each word may keep (K)", 1, max(n, 2), key="start_k", on_change=remember,
@@ -56,7 +56,7 @@ else:
         q, c = row.quality, row.compute
         saved = 1 - c["attn_flops"] / c["attn_flops_full"]
         with left:
-            m1, m2 = st.columns(2)
+            m1, m2 = st.columns([4, 5])  # the second label is the longer: at 1400 px it must not be cut
             m1.metric("Quality kept", pct(q["top1"]), help="Measured: share of positions where the budgeted model "
                       "predicts the same next word as the full model.")
             m2.metric("Attention compute saved", pct(saved), help="Counted from formulas: attention FLOPs skipped. "

@@ -192,6 +192,16 @@ def assert_no_failure(page: Page, server: Server, where: str) -> None:
         pytest.fail(f"{where}: {shown}\n{boxes}\n--- server log ---\n{server.tail()}")
 
 
+# A metric label too long for its column is cut with an ellipsis ("Attention compute sa…"): at 1400 px no label may be.
+_CUT_LABELS = """() => [...document.querySelectorAll('[data-testid="stMetricLabel"] .stMarkdownEllipsis')]
+                         .filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"""
+
+
+def assert_labels_fit(page: Page, where: str) -> None:
+    cut = page.evaluate(_CUT_LABELS)
+    assert not cut, f"{where}: metric labels cut off at this width: {cut}"
+
+
 def metric_values(page: Page) -> list[str]:
     return page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all_inner_texts()
 
@@ -225,6 +235,7 @@ def test_every_page_runs_and_is_screenshotted(page, server, path):
     page.goto(f"{server.url}/{path}")
     wait_for_page(page, server, path)
     assert_no_failure(page, server, f"page /{path}")
+    assert_labels_fit(page, f"page /{path}")
     page.mouse.move(0, 0)  # no hover tooltip in the picture
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
