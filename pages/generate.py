@@ -1,11 +1,11 @@
 """Generate: the same prompt continued with full and with budgeted attention, side by side."""
 
-import html
 
 import numpy as np
 import streamlit as st
 
 from attnviz.budget import Budget
+from attnviz.figures import continuation_html
 from attnviz.generate import first_divergence, generate
 from attnviz.policies import POLICIES
 from attnviz.tokens import describe_tokens
@@ -19,7 +19,8 @@ st.markdown(
     "The model continues your text one token at a time (always picking its most likely next token), once with "
     "full attention and once with a budget. **Evicting policies** (`window`, `sink_window`, `h2o`) really drop "
     "entries from the KV cache, so their memory stays fixed while the text grows; the other policies keep the "
-    "whole cache and only ignore part of it. The first token where the two continuations differ is marked."
+    "whole cache and only ignore part of it. The first token where the two continuations differ is marked; "
+    "↵ is a line break."
 )
 
 POLICY_NAMES = [p for p in POLICIES if p != "full"]
@@ -58,15 +59,6 @@ def run(policy_name: str, **kw):
                      int(st.session_state["gen_new"]), controls.max_tokens)
 
 
-def render(tokens: list[str], diverge: int | None, color: str) -> str:
-    spans = []
-    for i, t in enumerate(tokens):
-        style = f"background:{color};border-radius:3px;outline:2px solid #c0392b" if i == diverge else ""
-        spans.append(f'<span style="{style}">{html.escape(t)}</span>')
-    return ("<div style='font-size:1.05rem;line-height:1.8;white-space:pre-wrap;overflow-wrap:anywhere'>"
-            + "".join(spans).strip() + "</div>")
-
-
 with st.spinner("Generating with full attention and with the budget…"):
     full = attempt(lambda: run("full"), "Generating with full attention")
     budgeted = attempt(lambda: run(policy, **size), "Generating with the budget")
@@ -82,7 +74,7 @@ if full and budgeted:
     for col, gen, title in ((left, full, "Full attention"), (right, budgeted, budgeted.budget.label)):
         col.markdown(f"##### {title}")
         pieces = [info.text for info in describe_tokens(tok, gen.new_ids)]  # real text, so it wraps
-        col.html(render(pieces, diverge, "#fde2e2"))
+        col.html(continuation_html(pieces, diverge))
         col.metric("KV cache when the last token was predicted", si(gen.kv_bytes[-1], "B"),
                    help="Counted: cached keys × 2 (keys and values) × head size × 4 bytes, over layers and KV heads.")
         col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "

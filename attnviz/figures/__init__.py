@@ -9,7 +9,7 @@ Find a figure by file name:
 * ``grid.py``    — every head as thumbnails in one figure; per-head statistics table
 * ``lines.py``   — bertviz-style lines from selected query tokens to the keys they attend to
 * ``budget.py``  — quality/compute frontier, attention share vs context length, metric bars
-* ``text.py``    — HTML text with tokens whose prediction changed under the budget
+* ``text.py``    — HTML text with tokens whose prediction changed under the budget; a continuation
 * ``steps.py``   — small annotated matrices for the "inside one attention layer" page
 * ``pooling.py`` — block-average big matrices down to a displayable size
 """
@@ -20,12 +20,13 @@ from .heatmap import attention_heatmap, difference_heatmap, keep_mask_heatmap
 from .lines import token_lines
 from .pooling import pool_factor, pool_matrix
 from .steps import matrix_figure
-from .text import changed_predictions_html, legend_html
+from .text import changed_predictions_html, continuation_html, legend_html
 
 __all__ = [
     "attention_heatmap",
     "attention_share_plot",
     "changed_predictions_html",
+    "continuation_html",
     "difference_heatmap",
     "frontier_plot",
     "head_grid",

@@ -1,4 +1,5 @@
-"""HTML snippets: the text with the tokens whose next-token prediction the budget changed.
+"""HTML snippets: the text with the tokens whose next-token prediction the budget changed,
+and a generated continuation with its first divergence marked.
 
 Meant for ``st.markdown(html, unsafe_allow_html=True)`` or ``st.html(html)``. Every piece
 of text (tokens and predictions) is escaped with :func:`html.escape`, so a token such as
@@ -84,3 +85,28 @@ def legend_html() -> str:
         f'<span style="white-space:nowrap"><span style="{CHANGED_STYLE}">token</span>'
         " = the budgeted model predicts a different next token here</span>"
     )
+
+
+DIVERGE_STYLE = "border-radius:3px;outline:2px solid #c0392b"
+CONTINUATION_STYLE = "font-size:1.05rem;line-height:1.8;white-space:pre-wrap;overflow-wrap:anywhere"
+
+
+def continuation_html(pieces: Sequence[str], diverge: int | None = None, color: str = "#fde2e2") -> str:
+    """A generated continuation as HTML, token ``diverge`` outlined in red on ``color``.
+
+    ``pieces`` are the new tokens' real text (so it wraps like text).  A newline is shown as ↵
+    before its line break, so a token that is only a newline can still carry the outline;
+    newlines before any visible text (a continuation that opens a new paragraph) are shown
+    as ↵ without the break, instead of as empty lines.
+    """
+    spans, seen_text = [], False
+    for i, piece in enumerate(pieces):
+        out = []
+        for j, line in enumerate(str(piece).replace("\r\n", "\n").split("\n")):
+            if j:
+                out.append("↵<br>" if seen_text else "↵")
+            out.append(_esc(line))
+            seen_text = seen_text or bool(line.strip())
+        style = f"background:{color};{DIVERGE_STYLE}" if i == diverge else ""
+        spans.append(f'<span style="{style}">{"".join(out)}</span>')
+    return f'<div style="{CONTINUATION_STYLE}">{"".join(spans)}</div>'

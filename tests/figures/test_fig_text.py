@@ -1,4 +1,4 @@
-"""changed_predictions_html: highlighting, tooltips, escaping."""
+"""changed_predictions_html: highlighting, tooltips, escaping; continuation_html: the divergence mark, newlines."""
 
 import html
 import re
@@ -6,7 +6,7 @@ import re
 import pytest
 from helpers_figures import NASTY
 
-from attnviz.figures import changed_predictions_html, legend_html
+from attnviz.figures import changed_predictions_html, continuation_html, legend_html
 
 
 def test_changed_tokens_highlighted_with_tooltip():
@@ -46,3 +46,28 @@ def test_lengths_must_match_and_legend():
     assert "different next token" in legend_html()
     out = changed_predictions_html(["a", "b"], [False, False], ["x", "y"], ["x", "y"], summary=False, sep=" ")
     assert "predictions changed" not in out and "</span> <span" in out
+
+
+def _spans(out: str) -> list[tuple[str, str]]:
+    return re.findall(r'<span style="([^"]*)">(.*?)</span>', out)
+
+
+def test_continuation_outlines_the_first_divergence_only():
+    spans = _spans(continuation_html([" The", " cat", " ran"], diverge=1, color="#abcdef"))
+    assert [text for _, text in spans] == [" The", " cat", " ran"]
+    assert [("outline" in style, "#abcdef" in style) for style, _ in spans] == [(False, False), (True, True),
+                                                                              (False, False)]
+    assert all("outline" not in style for style, _ in _spans(continuation_html(["a", "b"], diverge=None)))
+
+
+def test_continuation_shows_newlines_and_opens_a_paragraph_without_blank_lines():
+    spans = _spans(continuation_html(["\n\n", "The", " end", ".\n", "More", "\n"], diverge=0))
+    assert spans[0][1] == "↵↵"  # before any text: marks only, no empty lines; the outline has something to show
+    assert "outline" in spans[0][0]
+    assert spans[3][1] == ".↵<br>" and spans[5][1] == "↵<br>"  # after text: a real line break
+    assert "\n" not in continuation_html(["a\r\nb"])
+
+
+def test_continuation_escapes_tokens():
+    out = continuation_html([NASTY, "<i>"], diverge=1)
+    assert NASTY not in out and "<i>" not in out and "&lt;i&gt;" in out
