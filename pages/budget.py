@@ -12,6 +12,8 @@ from ui.cached import SHARED_LAYER, get_row
 from ui.show import attempt, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
+HALF_WIDTH_TICKS = 20  # key labels that fit, turned 60°, under a heatmap half the page wide (1400 px window)
+
 controls = shared_controls()
 st.title("Spend an attention budget")
 st.markdown(
@@ -98,10 +100,11 @@ if analysis is not None:
         budget_w = row.weights[layer][head].float().numpy()
         labels = analysis.labels
         left, right = st.columns(2)
+        half = dict(max_x_ticks=HALF_WIDTH_TICKS)
         left.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer + 1}, "
-                                            f"head {head + 1}"), width="stretch")
+                                            f"head {head + 1}", **half), width="stretch")
         right.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer {layer + 1}, "
-                                             f"head {head + 1}"), width="stretch")
+                                             f"head {head + 1}", **half), width="stretch")
         st.plotly_chart(difference_heatmap(full_w, budget_w, labels, labels,
                                            title="Budget minus full: where attention moved"), width="stretch")
         if row.top1 is not None:
@@ -155,10 +158,11 @@ if analysis is not None:
     def show_changed_predictions(row, ref) -> None:
         tok = ref.lm.tokenizer
         full_top, budget_top = ref.top1.tolist(), row.top1.tolist()
-        changed = [a != b for a, b in zip(full_top, budget_top, strict=True)] + [False]
-        full_lbl = token_labels(tok, full_top) + [""]
-        budget_lbl = token_labels(tok, budget_top) + [""]
-        st.markdown(f"##### Where the next-word prediction changed ({sum(changed)} of {len(changed) - 1} positions)")
+        changed = [a != b for a, b in zip(full_top, budget_top, strict=True)] + [None]  # the last: nothing follows
+        full_lbl = token_labels(tok, full_top) + [None]
+        budget_lbl = token_labels(tok, budget_top) + [None]
+        st.markdown(f"##### Where the next-word prediction changed ({sum(map(bool, changed))} of "
+                    f"{len(changed) - 1} positions)")
         st.html(changed_predictions_html(analysis.labels, changed, full_lbl, budget_lbl))
 
     def export(row) -> None:

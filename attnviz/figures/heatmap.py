@@ -41,7 +41,7 @@ def _axes(shape, q_labels, k_labels, factor: int):
     return qn, qt, kn, kt
 
 
-def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None) -> dict:
+def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None, max_x_ticks=MAX_TICKS_X) -> dict:
     """The layout of every query × key heatmap (a dict for ``go.Figure(..., layout=...)``)."""
     note = note or pooling_note(factor, what)
     height = height or DEFAULT_HEIGHT
@@ -49,7 +49,7 @@ def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None) -
     per_row = (height - PLOT_MARGIN_PX) / max(1, len(qn))
     y_font = int(min(12, max(9, per_row - 1)))
     max_y = max(8, (height - PLOT_MARGIN_PX) // (y_font + 1))
-    n_ticks = min(len(kn), MAX_TICKS_X)
+    n_ticks = min(len(kn), max_x_ticks)
     return layout_dict(
         title,
         height,
@@ -58,7 +58,7 @@ def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None) -
             kn,
             kt,
             "key: the token attended to" + (f" (position; a cell = {factor} tokens)" if factor > 1 else ""),
-            MAX_TICKS_X,
+            max_x_ticks,
             tickangle=-60 if len(kn) > 12 else 0,
             tickfont=dict(size=tick_font_size(n_ticks)),
             side="bottom",
@@ -83,13 +83,15 @@ def attention_heatmap(
     max_side: int = 256,
     zmax: float | None = None,
     height: int | None = None,
+    max_x_ticks: int = MAX_TICKS_X,
 ) -> go.Figure:
     """Heatmap of an attention matrix ``weights`` (queries × keys, rows summing to 1).
 
     Bigger than ``max_side`` per axis: pooled in ``"share"`` mode (queries averaged, keys'
     shares added) so a cell still reads "share of the query's attention" and rows sum to 1.
     ``zmax`` caps the colour scale (default: the largest value), useful when one "sink"
-    token takes most of the attention and everything else looks white.
+    token takes most of the attention and everything else looks white.  ``max_x_ticks``:
+    at most this many key labels (lower it for a figure in a narrow column, or they overlap).
     """
     w = as_2d(weights, "weights")
     pooled, factor = pool_matrix(w, max_side, mode="share")
@@ -119,7 +121,7 @@ def attention_heatmap(
             colorbar=dict(title=dict(text="share of<br>attention", side="top"), thickness=14),
             name="attention",
         ),
-        layout=_layout(title, height, factor, qn, qt, kn, kt, note=note),
+        layout=_layout(title, height, factor, qn, qt, kn, kt, note=note, max_x_ticks=max_x_ticks),
     )
 
 

@@ -39,9 +39,9 @@ def _pred(s: str) -> str:
 
 def changed_predictions_html(
     labels: Sequence[str],
-    changed: Sequence[bool],
-    full_pred: Sequence[str],
-    budget_pred: Sequence[str],
+    changed: Sequence[bool | None],
+    full_pred: Sequence[str | None],
+    budget_pred: Sequence[str | None],
     summary: bool = True,
     sep: str = "",
 ) -> str:
@@ -52,6 +52,10 @@ def changed_predictions_html(
     *and* a solid underline, so it does not rely on colour alone. ``summary`` adds a first
     line "N of M next-token predictions changed". ``sep`` goes between tokens (``" "`` for labels
     that carry no spaces of their own).
+
+    ``changed[i]`` None marks a token whose prediction was not compared (the last one of a
+    text: the metrics score a prediction against the token that follows); it is shown plain
+    and not counted.
     """
     n = len(labels)
     for name, seq in (("changed", changed), ("full_pred", full_pred), ("budget_pred", budget_pred)):
@@ -59,8 +63,10 @@ def changed_predictions_html(
             raise ValueError(f"{name} has {len(seq)} entries for {n} labels")
     spans = []
     for i in range(n):
-        fp, bp = _pred(full_pred[i]), _pred(budget_pred[i])
-        if changed[i]:
+        fp, bp = _pred(full_pred[i] or ""), _pred(budget_pred[i] or "")
+        if changed[i] is None:
+            tip, style, cls = f"#{i}: no next token in the text to compare a prediction with", SAME_STYLE, "unscored"
+        elif changed[i]:
             tip = f"#{i}: full predicts ‘{fp}’, budget predicts ‘{bp}’"
             style, cls = CHANGED_STYLE, "changed"
         else:
@@ -68,15 +74,19 @@ def changed_predictions_html(
             style, cls = SAME_STYLE, "same"
         spans.append(f'<span class="{cls}" title="{_esc(tip)}" style="{style}">{_token_html(labels[i])}</span>')
     n_changed = sum(bool(c) for c in changed)
+    scored = sum(c is not None for c in changed)
     head = ""
     if summary:
-        pct = f" ({100 * n_changed / n:.0f}%)" if n else ""
+        pct = f" ({100 * n_changed / scored:.0f}%)" if scored else ""
         head = (
             '<div style="font-size:0.9em;color:#555;margin-bottom:0.4em;white-space:normal">'
-            f"<b>{n_changed}</b> of {n} next-token predictions changed{pct} under the budget: "
+            f"<b>{n_changed}</b> of {scored} next-token predictions changed{pct} under the budget: "
             f"highlighted below; hover a token to compare. {legend_html()}</div>"
         )
-    return f'<div class="attnviz-changed">{head}<div style="{BOX_STYLE}">{_esc(sep).join(spans)}</div></div>'
+    # <wbr>: a line may break between tokens; labels show spaces as ␣, so otherwise the whole text is one
+    # "word" that the box can only break mid-token ("carri|ed")
+    joined = (_esc(sep) if any(c.isspace() for c in sep) else _esc(sep) + "<wbr>").join(spans)
+    return f'<div class="attnviz-changed">{head}<div style="{BOX_STYLE}">{joined}</div></div>'
 
 
 def legend_html() -> str:

@@ -132,3 +132,15 @@ def test_keep_mask_heatmap_full_res_and_pooled():
     assert fig.data[0].z.shape == (200, 200)
     assert "1/3 resolution" in fig.layout.title.text
     assert abs(float(np.nanmean(fig.data[0].z)) - big.mean()) < 1e-6
+
+
+def test_max_x_ticks_thins_the_key_labels_only():
+    n = 38
+    w = np.tril(np.ones((n, n)))
+    w /= w.sum(1, keepdims=True)
+    labels = [f"t{i}" for i in range(n)]
+    wide = attention_heatmap(w, labels, labels)
+    narrow = attention_heatmap(w, labels, labels, max_x_ticks=20)
+    assert len(wide.layout.xaxis.tickvals) == n
+    assert 10 <= len(narrow.layout.xaxis.tickvals) <= 20
+    assert narrow.layout.yaxis.tickvals == wide.layout.yaxis.tickvals

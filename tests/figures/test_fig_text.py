@@ -71,3 +71,18 @@ def test_continuation_shows_newlines_and_opens_a_paragraph_without_blank_lines()
 def test_continuation_escapes_tokens():
     out = continuation_html([NASTY, "<i>"], diverge=1)
     assert NASTY not in out and "<i>" not in out and "&lt;i&gt;" in out
+
+
+def test_a_token_without_a_compared_prediction_is_plain_and_not_counted():
+    """The text's last token has nothing after it to score against: not counted in "N of M", no comparison shown."""
+    out = changed_predictions_html(["The", " cat", " sat"], [True, False, None], [" dog", " sat", None],
+                                   [" cat", " sat", None])
+    assert "1</b> of 2 next-token predictions changed (50%)" in out
+    spans = re.findall(r'<span class="(changed|same|unscored)" title="([^"]*)"[^>]*>(.*?)</span>', out)
+    assert [s[0] for s in spans] == ["changed", "same", "unscored"]
+    assert "‘" not in html.unescape(spans[2][1]) and spans[2][2] == " sat"  # no "x predicts ‘y’" comparison
+
+
+def test_lines_may_break_between_tokens():
+    out = changed_predictions_html(["The", "␣cat"], [False, False], ["a", "b"], ["a", "b"])
+    assert "</span><wbr><span" in out
