@@ -9,6 +9,7 @@ cached (a Reference only fills its own lazy, deterministic properties such as
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 from dataclasses import dataclass, replace
 
@@ -52,8 +53,24 @@ weights, and pages that draw no weights (the frontier) ask for that same referen
 
 @_shared(max_entries=3)
 def get_model(name: str) -> LoadedModel:
-    """The model, loaded once per server (errors are not cached, so a fixed install is picked up)."""
-    return load_model(name)
+    """The model, loaded once per server (errors are not cached, so a fixed install is picked up).
+
+    Every object alive before and after the load is moved out of the cyclic garbage collector's reach
+    (``gc.freeze``): a full collection walks every tracked object while holding the GIL, and with SmolLM2
+    loaded that is about 420,000 of them (imports, the tokenizer's vocabulary), 0.25-0.37 s measured, a
+    stall of every session's script whenever Python decides to collect (and 0.7 s of a 3.7 s load, 0.4 s
+    with the imports frozen first). They live as long as the server; a model dropped from this cache is
+    still freed, by reference counting (tested: nothing in it is held by a cycle).
+    """
+    _freeze_live_objects()
+    lm = load_model(name)
+    _freeze_live_objects()
+    return lm
+
+
+def _freeze_live_objects() -> None:
+    gc.collect()  # what is garbage now must not be frozen with the rest
+    gc.freeze()
 
 
 @dataclass(frozen=True)
