@@ -3,13 +3,16 @@
 import gc
 import weakref
 
+import pytest
+
 from ui.cached import get_model
 
 
-def test_a_loaded_model_is_frozen_out_of_gc_yet_freed_when_dropped():
+@pytest.mark.parametrize("name", ["smollm2", "minilm"])
+def test_a_loaded_model_is_frozen_out_of_gc_yet_freed_when_dropped(name):
     get_model.clear()
     gc.unfreeze()
-    lm = get_model("minilm")
+    lm = get_model(name)
     assert gc.get_freeze_count() > 10_000  # the model and everything imported before it
     param, model = weakref.ref(next(lm.model.parameters())), weakref.ref(lm.model)
     del lm
