@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from attnviz.figures import attention_heatmap, head_grid, head_stat_heatmap, pool_matrix, token_lines
+from attnviz.figures import attention_heatmap, head_grid, head_stat_heatmap, pool_matrix, title_text, token_lines
 from attnviz.figures.grid import CELL_BUDGET
 from ui.cached import fits_all_layers, get_layer_weights, get_rollout
 from ui.show import attempt, load_analysis, pct
@@ -252,9 +252,6 @@ else:
         return t, None if per <= 1 else (f"each tile shrinks the head's {n}×{n} map to {cells}×{cells} cells: a cell "
                                          f"pools about {per:.2g}×{per:.2g} token pairs")
 
-    def with_note(title: str, note: str | None) -> str:
-        return title if not note else f"{title}<br><span style='font-size:13px;color:#555'>{note}</span>"
-
     def stats_frame(rows: list[dict]) -> pd.DataFrame:
         return pd.DataFrame({
             "layer": [r["layer"] + 1 for r in rows],
@@ -355,7 +352,7 @@ else:
                                                  f"a cell pools {factor}×{factor} token pairs")
                 fig = attempt(lambda: head_grid(np.stack([t for t, _ in tiles]), layer_labels=[str(layer + 1)],
                                                 head_labels=head_names, height=340,
-                                                title=with_note(f"Layer {layer + 1}: every head's attention map "
+                                                title=title_text(f"Layer {layer + 1}: every head's attention map "
                                                                 "(rows: tokens looking, columns: tokens looked at)",
                                                                 note)), "Drawing the heads")
                 if fig is not None:
@@ -374,7 +371,7 @@ else:
             )
             thumbs, note = grid_thumbs(list(range(L)))
             fig = attempt(lambda: head_grid(thumbs, layer_labels=layer_names, head_labels=head_names,
-                                            title=with_note(f"All {L * H} heads: each tile is one head's attention "
+                                            title=title_text(f"All {L * H} heads: each tile is one head's attention "
                                                             "map", note)), "Drawing the heads")
             if fig is not None:
                 st.plotly_chart(fig, width="stretch", key="explore_model_grid")

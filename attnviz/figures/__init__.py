@@ -14,6 +14,7 @@ Find a figure by file name:
 * ``pooling.py`` — block-average big matrices down to a displayable size
 """
 
+from ._common import title_text
 from .budget import attention_share_plot, frontier_plot, metric_bar
 from .grid import head_grid, head_stat_heatmap
 from .heatmap import attention_heatmap, difference_heatmap, keep_mask_heatmap
@@ -37,5 +38,6 @@ __all__ = [
     "metric_bar",
     "pool_factor",
     "pool_matrix",
+    "title_text",
     "token_lines",
 ]

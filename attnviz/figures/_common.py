@@ -25,13 +25,16 @@ OKABE_ITO = [
     "#CC79A7",  # reddish purple
     "#56B4E9",  # sky blue
     "#F0E442",  # yellow (poor on white: kept last)
-    "#000000",
+    "#999999",  # grey, for Okabe-Ito's black: black lines vanish on a dark page
 ]
 
 WEIGHT_SCALE = "Blues"  # sequential, colour-blind safe, 0 = white
 THUMB_SCALE = "Viridis"  # sequential, perceptually uniform, 0 = dark (tiles stand out from gaps)
 DIVERGING_SCALE = "RdBu"  # red = negative, blue = positive; always used symmetric around 0
 MASKED_GREY = "#bdbdbd"
+MUTED = "#777777"
+"""Secondary text and guide lines: readable on white (4.5:1) and on Streamlit's dark background (4.4:1), which a
+browser in dark mode gets; the darker greys used before vanished there."""
 
 DEFAULT_HEIGHT = 720
 
@@ -172,7 +175,7 @@ def tick_font_size(n_ticks: int) -> int:
 def title_text(title: str, note: str | None = None) -> str:
     """Main title, with an optional smaller second line (e.g. the pooling note)."""
     if note:
-        return f"{title}<br><span style='font-size:13px;color:#555'>{note}</span>"
+        return f"{title}<br><span style='font-size:13px;color:{MUTED}'>{note}</span>"
     return title
 
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import OKABE_ITO, base_layout, layout_dict, plotly_text
+from ._common import MUTED, OKABE_ITO, base_layout, layout_dict, plotly_text
 
 POLICY_SYMBOLS = ["circle", "square", "triangle-up", "diamond", "triangle-down", "pentagon", "hexagon", "star-square"]
-FRONTIER_COLOUR = "#222222"
+FRONTIER_COLOUR = "#808080"  # mid grey: the frontier must show on a white and on a dark page
 
 
 def _txt(v) -> str:
@@ -164,7 +164,7 @@ def attention_share_plot(
                 x=[marker_n, marker_n],
                 y=[0, y_max],
                 mode="lines",
-                line=dict(color="#666", dash="dot", width=1.5),
+                line=dict(color=MUTED, dash="dot", width=1.5),
                 name=f"{_txt(marker_label)} ({marker_n:,.0f} tokens)",
                 hovertemplate=f"{_txt(marker_label)}: {marker_n:,.0f} tokens<extra></extra>",
             )
@@ -225,7 +225,7 @@ def metric_bar(
     if reference is not None:
         fig.add_vline(
             x=float(reference),
-            line=dict(color="#333", dash="dash", width=1.5),
+            line=dict(color=MUTED, dash="dash", width=1.5),
             annotation_text=f"{_txt(reference_label)}: {format(float(reference), fmt)}",
             annotation_position="top",
         )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import OKABE_ITO, as_2d, base_layout, check_labels, short_label
+from ._common import MUTED, OKABE_ITO, as_2d, base_layout, check_labels, short_label
 
 MAX_HEIGHT = 1600  # px: beyond ~120 tokens rows get tight; the figure stops growing here
 ROW_PX_MAX = 20
@@ -205,7 +205,7 @@ def token_lines(
             showgrid=False,
             zeroline=False,
             fixedrange=True,
-            title=dict(text="each line joins a query to a key it attends to", font=dict(size=12, color="#555")),
+            title=dict(text="each line joins a query to a key it attends to", font=dict(size=12, color=MUTED)),
         ),
         yaxis=dict(
             range=[n - 0.5, -0.5],

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 
 from ._common import visible
 
+# Backgrounds are translucent and the text keeps the page's own colour, so a highlight reads on Streamlit's light
+# and dark themes alike (an opaque pale background under the dark theme's white text made the token unreadable).
 CHANGED_STYLE = (
-    "background:#fde0c5;border-bottom:2px solid #d55e00;border-radius:3px;font-weight:600;padding:1px 0;cursor:help"
+    "background:rgba(213,94,0,0.22);border-bottom:2px solid #d55e00;border-radius:3px;font-weight:600;"
+    "padding:1px 0;cursor:help"
 )
 SAME_STYLE = "cursor:default"
 BOX_STYLE = "line-height:1.9;font-size:1.02em;white-space:pre-wrap;word-wrap:break-word"
@@ -79,7 +82,7 @@ def changed_predictions_html(
     if summary:
         pct = f" ({100 * n_changed / scored:.0f}%)" if scored else ""
         head = (
-            '<div style="font-size:0.9em;color:#555;margin-bottom:0.4em;white-space:normal">'
+            '<div style="font-size:0.9em;opacity:0.75;margin-bottom:0.4em;white-space:normal">'
             f"<b>{n_changed}</b> of {scored} next-token predictions changed{pct} under the budget: "
             f"highlighted below; hover a token to compare. {legend_html()}</div>"
         )
@@ -101,7 +104,8 @@ DIVERGE_STYLE = "border-radius:3px;outline:2px solid #c0392b"
 CONTINUATION_STYLE = "font-size:1.05rem;line-height:1.8;white-space:pre-wrap;overflow-wrap:anywhere"
 
 
-def continuation_html(pieces: Sequence[str], diverge: int | None = None, color: str = "#fde2e2") -> str:
+def continuation_html(pieces: Sequence[str], diverge: int | None = None,
+                      color: str = "rgba(192,57,43,0.2)") -> str:
     """A generated continuation as HTML, token ``diverge`` outlined in red on ``color``.
 
     ``pieces`` are the new tokens' real text (so it wraps like text).  A newline is shown as ↵

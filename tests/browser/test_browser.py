@@ -293,3 +293,57 @@ def test_the_sidebar_text_is_shared_across_reruns_and_pages(page, server):
     page.locator('[data-testid="stSidebarNav"] a[href$="/methods"]').click()
     wait_for_page(page, server, "methods")
     assert sidebar_text(page).input_value() == NEW_TEXT
+
+
+# Contrast (WCAG formula) of each matched element's text against what is painted behind it: translucent
+# backgrounds and opacity composited up to the page's own (opaque) background.
+_CONTRASTS = """(selector) => {
+  const rgba = c => { const p = c.match(/rgba?\\(([^)]+)\\)/)[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+                      return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const behind = el => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    return layers.reverse().reduce((acc, layer) => over(layer, acc), [255, 255, 255, 1]);
+  };
+  const opacity = el => {
+    let o = 1;
+    for (let e = el; e; e = e.parentElement) o *= Number(getComputedStyle(e).opacity);
+    return o;
+  };
+  const lum = c => c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  return [...document.querySelectorAll(selector)].filter(e => e.textContent.trim()).map(e => {
+    const bg = behind(e), fg = rgba(getComputedStyle(e).color);
+    const seen = over([fg[0], fg[1], fg[2], fg[3] * opacity(e)], bg);
+    const [hi, lo] = [lum(seen), lum(bg)].sort((a, b) => b - a);
+    return {text: e.textContent.trim().slice(0, 30), ratio: (hi + 0.05) / (lo + 0.05)};
+  });
+}"""
+
+HIGHLIGHTS = {
+    "budget": '.attnviz-changed span[style*="background"], .attnviz-changed > div:first-child',
+    "generate": '[data-testid="stHtml"] span[style*="outline"]',
+}
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_highlighted_text_reads_in_light_and_dark_mode(browser, server, scheme):
+    """Streamlit follows the browser's colour scheme: marked tokens must stay readable (contrast >= 4.5) in both."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        for path, selector in HIGHLIGHTS.items():
+            page.goto(f"{server.url}/{path}")
+            wait_for_page(page, server, path)
+            found = page.evaluate(_CONTRASTS, selector)
+            assert found, f"/{path} ({scheme}): nothing marked to check"
+            low = [f for f in found if f["ratio"] < 4.5]
+            assert not low, f"/{path} ({scheme}): text hard to read (contrast < 4.5): {low}"
+    finally:
+        context.close()
