@@ -9,10 +9,11 @@ from attnviz.figures import attention_heatmap, changed_predictions_html, differe
 from attnviz.policies import POLICIES
 from attnviz.tokens import token_labels
 from ui.cached import SHARED_LAYER, get_row
-from ui.show import attempt, live_area, load_analysis, pct, si
+from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 HALF_WIDTH_TICKS = 20  # key labels that fit, turned 60°, under a heatmap half the page wide (1400 px window)
+HALF_WIDTH_PX = 450  # two fit side by side in a 1400 px window with the sidebar open; narrower, they stack
 
 controls = shared_controls()
 st.title("Spend an attention budget")
@@ -99,12 +100,12 @@ if analysis is not None:
         full_w = analysis_weights(layer, head)
         budget_w = row.weights[layer][head].float().numpy()
         labels = analysis.labels
-        left, right = st.columns(2)
         half = dict(max_x_ticks=HALF_WIDTH_TICKS)
-        left.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer + 1}, "
-                                            f"head {head + 1}", **half), width="stretch")
-        right.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer {layer + 1}, "
-                                             f"head {head + 1}", **half), width="stretch")
+        with flow_row():  # side by side at 1400 px; one under the other where two would be squeezed
+            st.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer + 1}, "
+                                              f"head {head + 1}", **half), width=HALF_WIDTH_PX)
+            st.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer "
+                                              f"{layer + 1}, head {head + 1}", **half), width=HALF_WIDTH_PX)
         st.plotly_chart(difference_heatmap(full_w, budget_w, labels, labels,
                                            title="Budget minus full: where attention moved"), width="stretch")
         if row.top1 is not None:
@@ -120,40 +121,46 @@ if analysis is not None:
     def show_metrics(row, ref) -> None:
         q, c = row.quality, row.compute
         st.markdown("##### Quality (measured on this text)")
-        m = st.columns(4)
-        if q["kl"] is not None:
-            m[0].metric("KL divergence (nats)", f"{q['kl']:.4f}", delta=f"{q['kl']:+.4f} vs full",
-                        delta_color="inverse",
-                        help="Mean KL(full ‖ budget) of the next-token distributions; 0 = identical.")
-            m[1].metric("Top-1 agreement", pct(q["top1"]), delta=f"{100 * (q['top1'] - 1):+.1f} pts",
-                        help="Share of positions where the predicted next token is unchanged.")
-            m[2].metric("Perplexity", f"{q['ppl']:.2f}",
-                        delta=f"{q['ppl'] - q['ppl_full']:+.2f} vs {q['ppl_full']:.2f}", delta_color="inverse",
-                        help="exp(mean negative log-likelihood of the actual next tokens).")
-        else:
-            m[0].metric("Sentence-embedding cosine", f"{q['cos_embedding']:.4f}",
-                        delta=f"{q['cos_embedding'] - 1:+.4f} vs full", help="Cosine of mean-pooled outputs.")
-            m[1].metric("Per-token cosine", f"{q['cos_tokens']:.4f}", delta=f"{q['cos_tokens'] - 1:+.4f} vs full")
-        m[3].metric("Attention mass kept", pct(q["mass_kept"]),
-                    help="Mean share of each row's full softmax held by the kept keys.")
+        with flow_row():
+            quality_metrics(q)
         st.markdown("##### Compute and memory (counted from formulas, except time)")
-        m = st.columns(5)
-        m[0].metric("Density", pct(row.density), delta=f"{100 * (row.density - 1):+.1f} pts",
-                    delta_color="inverse", help="Kept query-key pairs / allowed pairs, all layers and heads.")
-        m[1].metric("Attention FLOPs", si(c["attn_flops"]), delta=pct(c["attn_flops"] / c["attn_flops_full"] - 1),
-                    delta_color="inverse", help="2·d·(scored + kept pairs). Oracle policies score every pair.")
-        m[2].metric("Whole-model FLOPs", si(c["total_flops"]),
-                    delta=pct(c["total_flops"] / c["total_flops_full"] - 1, 2), delta_color="inverse",
-                    help="Attention plus 2 × linear parameters per token.")
+        with flow_row():
+            compute_metrics(row, c)
+
+    def quality_metrics(q: dict) -> None:
+        if q["kl"] is not None:
+            st.metric("KL divergence (nats)", f"{q['kl']:.4f}", delta=f"{q['kl']:+.4f} vs full",
+                      delta_color="inverse",
+                      help="Mean KL(full ‖ budget) of the next-token distributions; 0 = identical.")
+            st.metric("Top-1 agreement", pct(q["top1"]), delta=f"{100 * (q['top1'] - 1):+.1f} pts",
+                      help="Share of positions where the predicted next token is unchanged.")
+            st.metric("Perplexity", f"{q['ppl']:.2f}",
+                      delta=f"{q['ppl'] - q['ppl_full']:+.2f} vs {q['ppl_full']:.2f}", delta_color="inverse",
+                      help="exp(mean negative log-likelihood of the actual next tokens).")
+        else:
+            st.metric("Sentence-embedding cosine", f"{q['cos_embedding']:.4f}",
+                      delta=f"{q['cos_embedding'] - 1:+.4f} vs full", help="Cosine of mean-pooled outputs.")
+            st.metric("Per-token cosine", f"{q['cos_tokens']:.4f}", delta=f"{q['cos_tokens'] - 1:+.4f} vs full")
+        st.metric("Attention mass kept", pct(q["mass_kept"]),
+                  help="Mean share of each row's full softmax held by the kept keys.")
+
+    def compute_metrics(row, c: dict) -> None:
+        st.metric("Density", pct(row.density), delta=f"{100 * (row.density - 1):+.1f} pts",
+                  delta_color="inverse", help="Kept query-key pairs / allowed pairs, all layers and heads.")
+        st.metric("Attention FLOPs", si(c["attn_flops"]), delta=pct(c["attn_flops"] / c["attn_flops_full"] - 1),
+                  delta_color="inverse", help="2·d·(scored + kept pairs). Oracle policies score every pair.")
+        st.metric("Whole-model FLOPs", si(c["total_flops"]),
+                  delta=pct(c["total_flops"] / c["total_flops_full"] - 1, 2), delta_color="inverse",
+                  help="Attention plus 2 × linear parameters per token.")
         if c["kv_bytes"] is not None:
             kv_change = c["kv_bytes"] / c["kv_bytes_full"] - 1
-            m[3].metric("KV cache at the end", si(c["kv_bytes"], "B"), delta=pct(kv_change) if kv_change else None,
-                        delta_color="inverse",
-                        help="Only policies that never need a dropped key again (window, sink_window, h2o) save it.")
+            st.metric("KV cache at the end", si(c["kv_bytes"], "B"), delta=pct(kv_change) if kv_change else None,
+                      delta_color="inverse",
+                      help="Only policies that never need a dropped key again (window, sink_window, h2o) save it.")
         else:
-            m[3].metric("KV cache", "none", help="Encoders have no KV cache.")
-        m[4].metric("Time (measured)", f"{c['seconds']:.2f} s",
-                    help="Wall time of this masked forward. Masking simulates sparsity: it saves no time.")
+            st.metric("KV cache", "none", help="Encoders have no KV cache.")
+        st.metric("Time (measured)", f"{c['seconds']:.2f} s",
+                  help="Wall time of this masked forward. Masking simulates sparsity: it saves no time.")
 
     def show_changed_predictions(row, ref) -> None:
         tok = ref.lm.tokenizer

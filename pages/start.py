@@ -4,12 +4,13 @@ import streamlit as st
 
 from attnviz.figures import attention_heatmap
 from ui.cached import SHARED_LAYER, get_row
-from ui.show import attempt, live_area, load_analysis, pct, si
+from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 # Layer 14, head 9 (0-based 13, 8): on the default example the word "it" puts 55% of its attention on
 # "trophy" (found by ranking every head on that pair; see the Explore page for all 270 heads).
 LAYER, HEAD = SHARED_LAYER, 8
+TEXT_PX = 380  # the text column: at 1400 px the heatmap beside it gets about 540 px
 
 controls = shared_controls(causal_only=True)
 st.title("Attention in one minute")
@@ -42,7 +43,10 @@ else:
             budget_columns()
 
     def budget_columns() -> None:
-        left, right = st.columns([2, 3], gap="medium")
+        # The heatmap goes straight into the row (a container around it would be squeezed instead of moving
+        # under the text where the page is too narrow for both: 1024 px with the sidebar open).
+        row_of_two = flow_row()
+        left = row_of_two.container(width=TEXT_PX)
         with left:
             st.markdown(INTRO)
             st.slider("Links each word may keep (K)", 1, max(n, 2), key="start_k", on_change=remember,
@@ -56,11 +60,12 @@ else:
         q, c = row.quality, row.compute
         saved = 1 - c["attn_flops"] / c["attn_flops_full"]
         with left:
-            m1, m2 = st.columns([4, 5])  # the second label is the longer: at 1400 px it must not be cut
-            m1.metric("Quality kept", pct(q["top1"]), help="Measured: share of positions where the budgeted model "
-                      "predicts the same next word as the full model.")
-            m2.metric("Attention compute saved", pct(saved), help="Counted from formulas: attention FLOPs skipped. "
-                      "Top-k still scores every pair before choosing, so at most half can be saved.")
+            with flow_row("large"):  # as wide as their text: a label or value is never cut, the pair wraps instead
+                st.metric("Quality kept", pct(q["top1"]), width="content", help="Measured: share of positions "
+                          "where the budgeted model predicts the same next word as the full model.")
+                st.metric("Attention compute saved", pct(saved), width="content", help="Counted from formulas: "
+                          "attention FLOPs skipped. Top-k still scores every pair before choosing, so at most half "
+                          "can be saved.")
             share = c["attn_flops_full"] / c["total_flops_full"]
             st.caption(
                 f"Each word keeps {pct(row.density)} of its links. **Measured**: {pct(q['top1'])} of next-word "
@@ -70,16 +75,15 @@ else:
                 "(see *Quality vs compute*)."
             )
         weights = row.weights[layer][head].float().numpy()
-        with right:
-            st.plotly_chart(
-                attention_heatmap(weights, analysis.labels, analysis.labels, height=600,
-                                  title=f"Layer {layer + 1}, head {head + 1}: each word keeps {k} "
-                                        f"link{'s' if k != 1 else ''}"),
-                width="stretch",
-            )
-            if controls.example == "trophy" and (layer, head) == (LAYER, HEAD):
-                st.caption("In this head the word *it* looks mostly at *trophy*: the model working out what "
-                           "*it* means. Hover a square to read its value.")
+        row_of_two.plotly_chart(
+            attention_heatmap(weights, analysis.labels, analysis.labels, height=600,
+                              title=f"Layer {layer + 1}, head {head + 1}: each word keeps {k} "
+                                    f"link{'s' if k != 1 else ''}"),
+            width="stretch",
+        )
+        if controls.example == "trophy" and (layer, head) == (LAYER, HEAD):
+            st.caption("In this head the word *it* looks mostly at *trophy*: the model working out what "
+                       "*it* means. Hover a square to read its value.")
 
     budget_view()
     st.info("Next: **Explore attention** shows every layer and head; **Spend a budget** compares policies "

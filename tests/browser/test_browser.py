@@ -192,14 +192,16 @@ def assert_no_failure(page: Page, server: Server, where: str) -> None:
         pytest.fail(f"{where}: {shown}\n{boxes}\n--- server log ---\n{server.tail()}")
 
 
-# A metric label too long for its column is cut with an ellipsis ("Attention compute sa…"): at 1400 px no label may be.
-_CUT_LABELS = """() => [...document.querySelectorAll('[data-testid="stMetricLabel"] .stMarkdownEllipsis')]
-                         .filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"""
+# A metric label or value too long for its place is cut with an ellipsis ("Attention compute sa…", "1.75…"):
+# none may be, at 1400 px or narrower (metrics wrap onto another line instead).
+_CUT_METRICS = """() => [...document.querySelectorAll('[data-testid="stMetric"] *')]
+                         .filter(e => getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth)
+                         .map(e => e.textContent)"""
 
 
 def assert_labels_fit(page: Page, where: str) -> None:
-    cut = page.evaluate(_CUT_LABELS)
-    assert not cut, f"{where}: metric labels cut off at this width: {cut}"
+    cut = page.evaluate(_CUT_METRICS)
+    assert not cut, f"{where}: metric labels or values cut off at this width: {cut}"
 
 
 def metric_values(page: Page) -> list[str]:
@@ -345,5 +347,23 @@ def test_highlighted_text_reads_in_light_and_dark_mode(browser, server, scheme):
             assert found, f"/{path} ({scheme}): nothing marked to check"
             low = [f for f in found if f["ratio"] < 4.5]
             assert not low, f"/{path} ({scheme}): text hard to read (contrast < 4.5): {low}"
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("path", ["", "budget"], ids=["start", "budget"])
+def test_a_narrow_window_wraps_instead_of_cutting(browser, server, path):
+    """1024 px with the sidebar open (or a presenter's zoom): numbers stay whole and heatmaps stay readable."""
+    context = browser.new_context(viewport={"width": 1024, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        page.goto(f"{server.url}/{path}")
+        wait_for_page(page, server, path)
+        assert_no_failure(page, server, f"/{path} at 1024 px")
+        assert_labels_fit(page, f"/{path} at 1024 px")
+        charts = page.locator('[data-testid="stPlotlyChart"]').all()
+        widths = [chart.bounding_box()["width"] for chart in charts]
+        assert widths and min(widths) >= 400, f"/{path} at 1024 px: heatmaps squeezed to {widths} px"
     finally:
         context.close()
