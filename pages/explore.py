@@ -17,7 +17,7 @@ import streamlit as st
 from attnviz.figures import attention_heatmap, head_grid, head_stat_heatmap, pool_matrix, title_text, token_lines
 from attnviz.figures.grid import CELL_BUDGET
 from ui.cached import fits_all_layers, get_layer_weights, get_rollout
-from ui.show import attempt, load_analysis, pct
+from ui.show import attempt, flow_row, load_analysis, pct
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 DEFAULT_LAYER, DEFAULT_HEAD = 15, 3  # 1-based, as shown: the start page's head (layer index 14, head index 2)
@@ -180,16 +180,16 @@ else:
             tokens = default_tokens
     st.session_state["explore_tokens"] = tokens
 
-    c1, c2, c3 = st.columns([4, 3, 3], vertical_alignment="bottom")
-    c1.slider("Layer", 1, L, key="explore_layer", on_change=_on_slider, args=("explore_layer",),
-              help=f"{L} layers, 1 = closest to the input text.")
-    c2.slider("Head", 1, H, key="explore_head", on_change=_on_slider, args=("explore_head",),
-              help=f"{H} heads per layer, each with its own pattern.")
-    c3.toggle("Colours ignore the first token", key="explore_cap", on_change=remember,
-              args=("explore_cap",),
-              help="The first token often takes most of the attention (an 'attention sink') and would make every "
-                   "other square look white. On: colours are scaled to the other tokens; the first token's squares "
-                   "are simply the darkest. Hover always shows the true values.")
+    with flow_row(align="bottom"):  # on a narrow page the toggle moves down instead of losing its label
+        st.slider("Layer", 1, L, key="explore_layer", on_change=_on_slider, args=("explore_layer",),
+                  help=f"{L} layers, 1 = closest to the input text.")
+        st.slider("Head", 1, H, key="explore_head", on_change=_on_slider, args=("explore_head",),
+                  help=f"{H} heads per layer, each with its own pattern.")
+        st.toggle("Colours ignore the first token", key="explore_cap", on_change=remember,
+                  args=("explore_cap",), width="content",
+                  help="The first token often takes most of the attention (an 'attention sink') and would make every "
+                       "other square look white. On: colours are scaled to the other tokens; the first token's "
+                       "squares are simply the darkest. Hover always shows the true values.")
     layer, head = int(st.session_state["explore_layer"]) - 1, int(st.session_state["explore_head"]) - 1
     cap = bool(st.session_state["explore_cap"])
     layer_names = [str(i + 1) for i in range(L)]

@@ -75,8 +75,9 @@ if full and budgeted:
         col.markdown(f"##### {title}")
         pieces = [info.text for info in describe_tokens(tok, gen.new_ids)]  # real text, so it wraps
         col.html(continuation_html(pieces, diverge))
-        col.metric("KV cache when the last token was predicted", si(gen.kv_bytes[-1], "B"),
-                   help="Counted: cached keys × 2 (keys and values) × head size × 4 bytes, over layers and KV heads.")
+        col.metric("KV cache at the last token", si(gen.kv_bytes[-1], "B"),
+                   help="Counted, when the last token was predicted: cached keys × 2 (keys and values) × head size "
+                        "× 4 bytes, over layers and KV heads.")
         col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "
                     "(a simulation on CPU; evicting policies save memory, not time, here)")
     if diverge is None:

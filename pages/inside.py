@@ -33,6 +33,7 @@ from attnviz.teaching import (
     text_to_matrix,
     worked_example,
 )
+from ui.show import flow_row
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 NAMES = {"q": "Q (queries)", "k": "K (keys)", "v": "V (values)"}
@@ -108,15 +109,17 @@ st.markdown(
     "offers) and a **value** (what it passes on). A real model makes them from the word with three learned "
     "matrices (section 4 below); here you type them. Double-click a number to change it."
 )
-c_tok, c_d, c_mask, c_budget, c_k = st.columns([2.2, 0.9, 1.5, 1.5, 2], vertical_alignment="bottom")
-c_tok.text_input("Tokens (words separated by spaces)", key="inside_tokens", on_change=remember,
-                 args=("inside_tokens",), help=f"1 to {MAX_TOKENS} words. Each word gets one row in Q, K and V.")
-c_d.number_input("Vector size d", 1, MAX_DIM, key="inside_d", on_change=remember, args=("inside_d",),
-                 help="How many numbers each query, key and value has.")
-c_mask.toggle("Causal mask", key="inside_causal", on_change=remember, args=("inside_causal",),
-              help="As in GPT-style models: a word may only look at itself and earlier words.")
-c_budget.toggle("Top-k budget", key="inside_budget", on_change=remember, args=("inside_budget",),
-                help="Each word keeps only its K highest-scoring keys (the top-k policy of the other pages).")
+controls_row = flow_row(align="bottom")  # wraps on a narrow page instead of cutting the toggles' labels
+controls_row.text_input("Tokens (space-separated words)", key="inside_tokens", on_change=remember,
+                        args=("inside_tokens",), width=220,
+                        help=f"1 to {MAX_TOKENS} words. Each word gets one row in Q, K and V.")
+controls_row.number_input("Vector size d", 1, MAX_DIM, key="inside_d", on_change=remember, args=("inside_d",),
+                          width=110, help="How many numbers each query, key and value has.")
+controls_row.toggle("Causal mask", key="inside_causal", on_change=remember, args=("inside_causal",),
+                    width="content", help="As in GPT-style models: a word may only look at itself and earlier words.")
+controls_row.toggle("Top-k budget", key="inside_budget", on_change=remember, args=("inside_budget",),
+                    width="content",
+                    help="Each word keeps only its K highest-scoring keys (the top-k policy of the other pages).")
 
 words = st.session_state["inside_tokens"].split()
 if len(words) > MAX_TOKENS:
@@ -133,10 +136,11 @@ if st.session_state["inside_budget"]:
         if not 1 <= st.session_state["inside_topk"] <= n:
             set_value("inside_topk", 1)
             st.session_state["inside_topk"] = 1
-        c_k.slider("K: keys each word keeps", 1, n, key="inside_topk", on_change=remember, args=("inside_topk",))
+        controls_row.slider("K: keys each word keeps", 1, n, key="inside_topk", on_change=remember,
+                            args=("inside_topk",), width=200)
         top_k = int(st.session_state["inside_topk"])
     else:
-        c_k.caption("With one word there is nothing to drop.")
+        controls_row.caption("With one word there is nothing to drop.", width=200)
 
 version = st.session_state.get("_inside_editor_version", 0)
 mats: dict[str, np.ndarray] = {}

@@ -37,14 +37,15 @@ def attempt(fn: Callable[[], T], what: str) -> T | None:
 _LIVE_CSS = "<style>.st-key-live [data-stale='true'] {opacity: 1 !important; transition: none !important;}</style>"
 
 
-def flow_row(gap: str = "medium"):
+def flow_row(gap: str = "medium", align: str = "top"):
     """A row (use it with ``with``) whose elements wrap onto further lines when the page is too narrow for them.
 
     ``st.columns`` keeps its columns side by side at any width: on a narrow or zoomed-in page (1024 px with the
     sidebar open, or a presenter's 150 % zoom) metric labels and even values were cut ("1.75…" for 1.75 MB) and
     heatmaps squeezed to a sliver. Here stretchy elements share the row and fixed-width ones move down instead.
+    ``align="bottom"`` lines toggles up with the boxes of labelled inputs beside them.
     """
-    return st.container(horizontal=True, gap=gap)
+    return st.container(horizontal=True, gap=gap, vertical_alignment=align)
 
 
 def live_area():
