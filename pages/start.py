@@ -40,9 +40,9 @@ else:
     @st.fragment
     def budget_view() -> None:
         with live_area():
-            budget_columns()
+            text_and_heatmap()
 
-    def budget_columns() -> None:
+    def text_and_heatmap() -> None:
         # The heatmap goes straight into the row (a container around it would be squeezed instead of moving
         # under the text where the page is too narrow for both: 1024 px with the sidebar open).
         row_of_two = flow_row()
