@@ -13,7 +13,7 @@ from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 HALF_WIDTH_TICKS = 20  # key labels that fit, turned 60°, under a heatmap half the page wide (1400 px window)
-HALF_WIDTH_PX = 450  # two fit side by side in a 1400 px window with the sidebar open; narrower, they stack
+HALF_MIN_PX = 420  # the two heatmaps share a 1400 px window (sidebar open) side by side; narrower, they stack
 
 controls = shared_controls()
 st.title("Spend an attention budget")
@@ -101,11 +101,11 @@ if analysis is not None:
         budget_w = row.weights[layer][head].float().numpy()
         labels = analysis.labels
         half = dict(max_x_ticks=HALF_WIDTH_TICKS)
-        with flow_row():  # side by side at 1400 px; one under the other where two would be squeezed
+        with flow_row(min_px=HALF_MIN_PX, key="budget_pair"):  # side by side, or one under the other if squeezed
             st.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer + 1}, "
-                                              f"head {head + 1}", **half), width=HALF_WIDTH_PX)
+                                              f"head {head + 1}", **half), width="stretch")
             st.plotly_chart(attention_heatmap(budget_w, labels, labels, title=f"{row.budget.label} · layer "
-                                              f"{layer + 1}, head {head + 1}", **half), width=HALF_WIDTH_PX)
+                                              f"{layer + 1}, head {head + 1}", **half), width="stretch")
         st.plotly_chart(difference_heatmap(full_w, budget_w, labels, labels,
                                            title="Budget minus full: where attention moved"), width="stretch")
         if row.top1 is not None:

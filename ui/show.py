@@ -37,15 +37,20 @@ def attempt(fn: Callable[[], T], what: str) -> T | None:
 _LIVE_CSS = "<style>.st-key-live [data-stale='true'] {opacity: 1 !important; transition: none !important;}</style>"
 
 
-def flow_row(gap: str = "medium", align: str = "top"):
+def flow_row(gap: str = "medium", align: str = "top", min_px: int | None = None, key: str | None = None):
     """A row (use it with ``with``) whose elements wrap onto further lines when the page is too narrow for them.
 
     ``st.columns`` keeps its columns side by side at any width: on a narrow or zoomed-in page (1024 px with the
     sidebar open, or a presenter's 150 % zoom) metric labels and even values were cut ("1.75…" for 1.75 MB) and
     heatmaps squeezed to a sliver. Here stretchy elements share the row and fixed-width ones move down instead.
     ``align="bottom"`` lines toggles up with the boxes of labelled inputs beside them.
+
+    ``min_px`` (with a ``key`` unique on the page): the elements share the row equally, as wide as it allows, but
+    none gets narrower than this; below it they stack (Streamlit's own minimum for a chart is 224 px).
     """
-    return st.container(horizontal=True, gap=gap, vertical_alignment=align)
+    if min_px is not None:
+        st.html(f"<style>.st-key-{key} > div {{flex: 1 1 {int(min_px)}px !important;}}</style>")
+    return st.container(horizontal=True, gap=gap, vertical_alignment=align, key=key)
 
 
 def live_area():
