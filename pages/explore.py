@@ -353,8 +353,8 @@ else:
                 fig = attempt(lambda: head_grid(np.stack([t for t, _ in tiles]), layer_labels=[str(layer + 1)],
                                                 head_labels=head_names, height=340,
                                                 title=title_text(f"Layer {layer + 1}: every head's attention map "
-                                                                "(rows: tokens looking, columns: tokens looked at)",
-                                                                note)), "Drawing the heads")
+                                                                 "(rows: tokens looking, columns: tokens looked at)",
+                                                                 note)), "Drawing the heads")
                 if fig is not None:
                     st.plotly_chart(fig, width="stretch", key="explore_layer_grid")
             rows = [r for r in head_stats.table() if r["layer"] == layer]
@@ -372,7 +372,7 @@ else:
             thumbs, note = grid_thumbs(list(range(L)))
             fig = attempt(lambda: head_grid(thumbs, layer_labels=layer_names, head_labels=head_names,
                                             title=title_text(f"All {L * H} heads: each tile is one head's attention "
-                                                            "map", note)), "Drawing the heads")
+                                                             "map", note)), "Drawing the heads")
             if fig is not None:
                 st.plotly_chart(fig, width="stretch", key="explore_model_grid")
             big_head("explore_model_map")

@@ -49,6 +49,8 @@ def flow_row(gap: str = "medium", align: str = "top", min_px: int | None = None,
     none gets narrower than this; below it they stack (Streamlit's own minimum for a chart is 224 px).
     """
     if min_px is not None:
+        if not key:
+            raise ValueError("flow_row(min_px=...) needs a key: the CSS rule finds the row by it")
         st.html(f"<style>.st-key-{key} > div {{flex: 1 1 {int(min_px)}px !important;}}</style>")
     return st.container(horizontal=True, gap=gap, vertical_alignment=align, key=key)
 

@@ -194,16 +194,18 @@ def assert_no_failure(page: Page, server: Server, where: str) -> None:
 
 # A metric label or value too long for its place is cut with an ellipsis ("Attention compute sa…", "1.75…"):
 # none may be, at 1400 px or narrower (metrics wrap onto another line instead).
-_CUT_METRICS = """() => [...document.querySelectorAll('[data-testid="stMetric"] *')]
+_CUT_TEXT = """(scope) => [...document.querySelectorAll(scope + ' *')]
                          .filter(e => getComputedStyle(e).textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth)
                          .map(e => e.textContent)"""
 
 
-_CUT_ANYTHING = _CUT_METRICS.replace('[data-testid="stMetric"] *', '[data-testid="stMain"] *')
+def cut_text(page: Page, scope: str) -> list[str]:
+    """Texts inside elements matching ``scope`` that are cut off with an ellipsis."""
+    return page.evaluate(_CUT_TEXT, scope)
 
 
 def assert_labels_fit(page: Page, where: str) -> None:
-    cut = page.evaluate(_CUT_METRICS)
+    cut = cut_text(page, '[data-testid="stMetric"]')
     assert not cut, f"{where}: metric labels or values cut off at this width: {cut}"
 
 
@@ -366,7 +368,7 @@ def test_a_narrow_window_wraps_instead_of_cutting(browser, server, path):
         page.goto(f"{server.url}/{path}")
         wait_for_page(page, server, path)
         assert_no_failure(page, server, f"/{path} at 1024 px")
-        cut = page.evaluate(_CUT_ANYTHING)
+        cut = cut_text(page, '[data-testid="stMain"]')
         assert not cut, f"/{path} at 1024 px: text cut off with an ellipsis: {cut}"
         if path not in ("", "budget"):
             return
