@@ -9,6 +9,7 @@ two rows; the ticks show the short label. Matrices wider than ``max_side`` are p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,15 +23,21 @@ from ._common import (
     axis_categories,
     category_axis,
     check_labels,
+    colorbar,
+    colorbar_px,
     f32,
     layout_dict,
     pooling_note,
+    text_px,
+    thinned,
     tick_font_size,
 )
 from .pooling import pool_matrix
 
 MAX_TICKS_X = 48  # at most this many tick labels per axis; more tokens → every k-th label
 PLOT_MARGIN_PX = 200  # figure height not available to rows (title, key labels, axis title)
+WEIGHT_BAR, DIFF_BAR, KEPT_BAR = "share of<br>attention", "change in<br>attention", "share of<br>pairs kept"
+AXIS_TITLE_PX = 56  # beyond the tick labels: their gap to the plot, the axis title and its gap (measured)
 
 
 def _axes(shape, q_labels, k_labels, factor: int):
@@ -41,26 +48,32 @@ def _axes(shape, q_labels, k_labels, factor: int):
     return qn, qt, kn, kt
 
 
-def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None, max_x_ticks=MAX_TICKS_X) -> dict:
-    """The layout of every query × key heatmap (a dict for ``go.Figure(..., layout=...)``)."""
+def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None, max_x_ticks=MAX_TICKS_X,
+            right_px: float = 30) -> dict:
+    """The layout of every query × key heatmap (a dict for ``go.Figure(..., layout=...)``).
+
+    ``right_px``: the right margin (a colour bar's width, :func:`colorbar_px`).
+    """
     note = note or pooling_note(factor, what)
     height = height or DEFAULT_HEIGHT
     # Every row label if a 9-px font fits (a text is read row by row); else every k-th.
     per_row = (height - PLOT_MARGIN_PX) / max(1, len(qn))
     y_font = int(min(12, max(9, per_row - 1)))
     max_y = max(8, (height - PLOT_MARGIN_PX) // (y_font + 1))
-    n_ticks = min(len(kn), max_x_ticks)
+    x_font = tick_font_size(min(len(kn), max_x_ticks))
+    angle = -60 if len(kn) > 12 else 0
     return layout_dict(
         title,
         height,
         note,
+        margin=_margins(thinned(qn, qt, max_y)[1], y_font, thinned(kn, kt, max_x_ticks)[1], x_font, angle, right_px),
         xaxis=category_axis(
             kn,
             kt,
             "key: the token attended to" + (f" (position; a cell = {factor} tokens)" if factor > 1 else ""),
             max_x_ticks,
-            tickangle=-60 if len(kn) > 12 else 0,
-            tickfont=dict(size=tick_font_size(n_ticks)),
+            tickangle=angle,
+            tickfont=dict(size=x_font),
             side="bottom",
         ),
         yaxis=category_axis(
@@ -73,6 +86,23 @@ def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None, m
         ),
         plot_bgcolor="white",
     )
+
+
+def _margins(y_ticks: list[str], y_font: int, x_ticks: list[str], x_font: int, angle: float,
+             right_px: float) -> dict:
+    """Left, bottom and right margins (px) that hold the tick labels, axis titles and colour bar.
+
+    The axes keep ``automargin`` (a label wider than estimated still fits), but plotly
+    draws a figure twice when its labels push the margins out, and the pages redraw
+    heatmaps on every slider move.  Margins big enough from the start (estimated from
+    above, :func:`text_px`) save that second drawing: 25-40 ms of a 60-100 ms draw
+    (128 tokens, plotly alone in Chromium here).
+    """
+    y_px = max((text_px(t, y_font) for t in y_ticks), default=0.0)
+    x_px = max((text_px(t, x_font) for t in x_ticks), default=0.0)
+    a = math.radians(abs(angle))
+    x_height = x_px * math.sin(a) + x_font * 1.2 * math.cos(a)
+    return dict(l=math.ceil(y_px + AXIS_TITLE_PX), b=math.ceil(x_height + AXIS_TITLE_PX), r=math.ceil(right_px))
 
 
 def attention_heatmap(
@@ -118,10 +148,11 @@ def attention_heatmap(
             zmax=max(top, 1e-9),
             hovertemplate=hover,
             hoverongaps=False,
-            colorbar=dict(title=dict(text="share of<br>attention", side="top"), thickness=14),
+            colorbar=colorbar(WEIGHT_BAR),
             name="attention",
         ),
-        layout=_layout(title, height, factor, qn, qt, kn, kt, note=note, max_x_ticks=max_x_ticks),
+        layout=_layout(title, height, factor, qn, qt, kn, kt, note=note, max_x_ticks=max_x_ticks,
+                       right_px=colorbar_px(WEIGHT_BAR, ["0.25"])),
     )
 
 
@@ -156,6 +187,7 @@ def difference_heatmap(
         f"{who}<br>full model: %{{customdata[0]:.3f}}<br>with budget: %{{customdata[1]:.3f}}"
         "<br>change: %{z:+.3f}<extra></extra>"
     )
+    ticks = [f"−{lim:.2g} lost", "0", f"+{lim:.2g} gained"]
     return go.Figure(
         go.Heatmap(
             z=f32(diff),
@@ -168,15 +200,11 @@ def difference_heatmap(
             zmid=0.0,
             hovertemplate=hover,
             hoverongaps=False,
-            colorbar=dict(
-                title=dict(text="change in<br>attention", side="top"),
-                thickness=14,
-                tickvals=[-lim, 0, lim],
-                ticktext=[f"−{lim:.2g} lost", "0", f"+{lim:.2g} gained"],
-            ),
+            colorbar=colorbar(DIFF_BAR, tickvals=[-lim, 0, lim], ticktext=ticks),
             name="budget − full",
         ),
-        layout=_layout(title, height, factor, qn, qt, kn, kt, note=pooling_note(factor, "pools")),
+        layout=_layout(title, height, factor, qn, qt, kn, kt, note=pooling_note(factor, "pools"),
+                       right_px=colorbar_px(DIFF_BAR, ticks)),
     )
 
 
@@ -202,7 +230,8 @@ def keep_mask_heatmap(
         k_arr[future] = np.nan
     pooled, factor = pool_matrix(k_arr, max_side, mode="mean")
     qn, qt, kn, kt = _axes(k_arr.shape, q_labels, k_labels, factor)
-    layout = _layout(title, height, factor, qn, qt, kn, kt, what="averages")
+    layout = _layout(title, height, factor, qn, qt, kn, kt, what="averages",
+                     right_px=30 if factor == 1 else colorbar_px(KEPT_BAR, ["100%"]))
     if factor == 1:
         kept = np.where(pooled > 0.5, 1.0, np.nan)
         dropped = np.where(pooled <= 0.5, 0.0, np.nan)
@@ -257,7 +286,7 @@ def keep_mask_heatmap(
                 zmax=1,
                 hoverongaps=False,
                 hovertemplate="queries %{y}<br>→ keys %{x}<br>%{z:.0%} of these pairs kept<extra></extra>",
-                colorbar=dict(title=dict(text="share of<br>pairs kept", side="top"), thickness=14, tickformat=".0%"),
+                colorbar=colorbar(KEPT_BAR, tickformat=".0%"),
                 name="kept share",
             ),
             layout=layout,

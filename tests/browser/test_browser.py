@@ -377,3 +377,25 @@ def test_a_narrow_window_wraps_instead_of_cutting(browser, server, path):
         assert widths and min(widths) >= 400, f"/{path} at 1024 px: heatmaps squeezed to {widths} px"
     finally:
         context.close()
+
+
+# Per query x key heatmap: the margins the figure asked for and those plotly ended up drawing with.
+_HEATMAP_MARGINS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .filter(g => ((g._fullLayout.xaxis || {}).title || {}).text?.startsWith('key:'))
+  .map(g => ({asked: g._fullLayout.margin, drawn: g._fullLayout._size}))"""
+
+
+@pytest.mark.parametrize("path", ["", "budget"], ids=["start", "budget"])
+def test_heatmaps_leave_room_for_their_labels_up_front(page, server, path):
+    """plotly draws a figure a second time when its tick labels or colour bar push the margins out, and these
+    heatmaps are redrawn on every slider move: their margins, estimated on the server, must already hold the
+    labels (here Chinese, emoji and accents) and the colour bar."""
+    page.goto(f"{server.url}/{path}?ex=multilingual")
+    wait_for_page(page, server, path)
+    assert_no_failure(page, server, f"/{path} with the multilingual example")
+    charts = page.evaluate(_HEATMAP_MARGINS)
+    assert charts, f"/{path}: no query x key heatmap found"
+    for chart in charts:
+        pushed = {side: (chart["asked"][side], chart["drawn"][side]) for side in "lrb"
+                  if chart["drawn"][side] > chart["asked"][side]}
+        assert not pushed, f"/{path}: margins pushed out by plotly (asked, drawn): {pushed}"

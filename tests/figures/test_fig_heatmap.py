@@ -144,3 +144,19 @@ def test_max_x_ticks_thins_the_key_labels_only():
     assert len(wide.layout.xaxis.tickvals) == n
     assert 10 <= len(narrow.layout.xaxis.tickvals) <= 20
     assert narrow.layout.yaxis.tickvals == wide.layout.yaxis.tickvals
+
+
+def test_margins_are_set_up_front_from_the_labels_and_colour_bar():
+    """plotly would push the margins out to fit the labels and draw again; they are big enough from the start."""
+    w = causal_attention(20)
+    short = attention_heatmap(w, ["a"] * 20, ["a"] * 20).layout.margin
+    long = attention_heatmap(w, ["␣earthquakes"] * 20, ["␣earthquakes"] * 20).layout.margin
+    cjk = attention_heatmap(w, ["注意力机制"] * 20, ["注意力机制"] * 20).layout.margin
+    assert long.l > short.l + 40 and long.b > short.b + 30  # the keys' labels stand at -60 degrees
+    assert cjk.l > attention_heatmap(w, ["abcde"] * 20, ["abcde"] * 20).layout.margin.l
+    diff = difference_heatmap(w, w * 0.5, ["a"] * 20, ["a"] * 20).layout.margin
+    assert diff.r > short.r  # its colour bar's tick labels ("+0.05 gained") are wider
+    mask = keep_mask_heatmap(w > 0.05, ["a"] * 20, ["a"] * 20).layout.margin
+    assert mask.r < short.r  # no colour bar at full resolution
+    for fig in (attention_heatmap(w), difference_heatmap(w, w)):
+        assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin  # a label wider than estimated still fits
