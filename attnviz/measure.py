@@ -89,6 +89,14 @@ class Reference:
         """The full model's perplexity on the text (causal only)."""
         return None if self.logprobs is None else perplexity(self.logprobs, self.ids[0, 1:])
 
+    def prepare_for_budgets(self) -> None:
+        """Make now what every budget compares against (:attr:`top1`, :attr:`ppl_full`, :attr:`full_terms`).
+
+        Made once per text, they belong to the reference: made inside a budget's pass they
+        would count in that budget's measured time (0.26 s at 128 tokens, on a 0.45 s pass).
+        """
+        self.top1, self.ppl_full, self.full_terms  # noqa: B018 - cached properties, made here
+
 
 @dataclass
 class Row:
@@ -264,8 +272,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         return _run_batch(lm, ref, chunk, capture, observers)
 
     pool = side_by_side() if pack and len(chunks) > 1 and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
-    if pool is not None:
-        ref.top1, ref.ppl_full, ref.full_terms  # noqa: B018 - made once here, not raced for by the workers
+    ref.prepare_for_budgets()  # outside the budgets' measured time (and not raced for by the workers)
     for idx, got in _each_pass(run, chunks, pool, [ref.n_tokens - p for p in prefix]):
         rows.update(zip(idx, got, strict=True))
         done += len(idx)
