@@ -18,7 +18,6 @@ import plotly.graph_objects as go
 from ._common import (
     DEFAULT_HEIGHT,
     DIVERGING_SCALE,
-    HEATMAP_TEMPLATE,
     WEIGHT_SCALE,
     as_2d,
     axis_categories,
@@ -68,7 +67,6 @@ def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None, m
         height,
         note,
         margin=_margins(thinned(qn, qt, max_y)[1], y_font, thinned(kn, kt, max_x_ticks)[1], x_font, angle, right_px),
-        template=HEATMAP_TEMPLATE,
         xaxis=category_axis(
             kn,
             kt,
