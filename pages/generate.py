@@ -6,7 +6,7 @@ import streamlit as st
 
 from attnviz.budget import Budget
 from attnviz.figures import continuation_html
-from attnviz.generate import first_divergence, generate
+from attnviz.generate import first_divergence, generate_each
 from attnviz.policies import POLICIES
 from attnviz.tokens import describe_tokens
 from ui.cached import get_model
@@ -48,20 +48,20 @@ sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_new=st.session_state["ge
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _generate(model: str, prompt: str, policy: str, keys: int | None, ratio: float | None, sinks: int,
-              new_tokens: int, max_tokens: int):
+def _generate_pair(model: str, prompt: str, policy: str, keys: int | None, ratio: float | None, sinks: int,
+                   new_tokens: int, max_tokens: int):
+    """Full and budgeted continuations, made side by side (one core each): the pair takes about as long as
+    the budgeted one alone, so the full one is simply made again with each budget."""
     lm = get_model(model)
-    return generate(lm, prompt, Budget(policy, keys=keys, ratio=ratio, sinks=sinks), new_tokens, max_tokens)
+    budgets = [Budget("full"), Budget(policy, keys=keys, ratio=ratio, sinks=sinks)]
+    return generate_each(lm, prompt, budgets, new_tokens, max_tokens)
 
 
-def run(policy_name: str, **kw):
-    return _generate(controls.model, controls.text, policy_name, kw.get("keys"), kw.get("ratio"), sinks,
-                     int(st.session_state["gen_new"]), controls.max_tokens)
-
-
-with st.spinner("Generating with full attention and with the budget…"):
-    full = attempt(lambda: run("full"), "Generating with full attention")
-    budgeted = attempt(lambda: run(policy, **size), "Generating with the budget")
+with st.spinner("Generating with full attention and with the budget, side by side…"):
+    pair = attempt(lambda: _generate_pair(controls.model, controls.text, policy, size.get("keys"), size.get("ratio"),
+                                          sinks, int(st.session_state["gen_new"]), controls.max_tokens),
+                   "Generating")
+full, budgeted = pair if pair else (None, None)
 
 if full and budgeted:
     lm = get_model(controls.model)
@@ -79,7 +79,8 @@ if full and budgeted:
                    help="Counted, when the last token was predicted: cached keys × 2 (keys and values) × head size "
                         "× 4 bytes, over layers and KV heads.")
         col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "
-                    "(a simulation on CPU; evicting policies save memory, not time, here)")
+                    "(a simulation on CPU, the two continuations side by side; evicting policies save memory, "
+                    "not time, here)")
     if diverge is None:
         st.success("The two continuations agree token for token.")
     else:
