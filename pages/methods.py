@@ -79,7 +79,8 @@ For a model with L layers, H query heads, H_kv key/value heads and head size d:
 * **KV cache** at the end of the text = cached keys × 2 (keys and values) × d × bytes per number (4 in float32),
   over layers and KV heads. Only policies that never need a dropped key again (window, sink_window, h2o) shrink it.
 * **Time** is measured wall-clock time of the budgeted forward pass, shared evenly by the budgets that ran in
-  one pass (a frontier sweep of a short text runs two passes at a time, one core each). attnviz *simulates*
+  one pass (a frontier sweep of a short text runs two passes at a time, one core each; the Generate page makes
+  its two continuations side by side the same way). attnviz *simulates*
   sparse attention by masking, which gives its quality exactly but saves no time: FLOP savings are never
   presented as measured speed.
 
