@@ -86,11 +86,12 @@ def text_px(text: str, size: float) -> float:
     """
     em = 0.0
     for c in html.unescape(text):
-        if unicodedata.combining(c) or c in "\u200d\ufe0f\ufe0e":
+        columns = char_width(c)  # 0 for joiners and combining marks, 2 for CJK and emoji
+        if columns == 0:
             continue
         if ord(c) >= 0x1F000:
             em += 1.25
-        elif unicodedata.east_asian_width(c) in ("W", "F"):
+        elif columns == 2:
             em += 1.0
         elif c in _NARROW_CHARS:
             em += 0.35
@@ -262,8 +263,7 @@ def pooling_note(factor: int, what: str = "averages") -> str | None:
     return f"shown at 1/{factor} resolution: each cell {what} {factor}×{factor} token pairs"
 
 
-def layout_dict(title: str, height: int, note: str | None = None, margin: dict | None = None,
-                template: str | dict = TEMPLATE, **extra) -> dict:
+def layout_dict(title: str, height: int, note: str | None = None, margin: dict | None = None, **extra) -> dict:
     """Common look as a layout dict: white template, left-aligned title, room for a subtitle, readable hover labels.
 
     Pass it whole to ``go.Figure(..., layout=...)``: validated once there, about half the time of
@@ -271,7 +271,7 @@ def layout_dict(title: str, height: int, note: str | None = None, margin: dict |
     any of ``l r t b``) overrides those default margins.
     """
     return dict(
-        template=template,
+        template=TEMPLATE,
         title=dict(text=title_text(title, note), x=0.01, xanchor="left", font=dict(size=17)),
         height=int(height),
         margin=dict(l=70, r=30, t=95 if note else 70, b=60) | (margin or {}),
