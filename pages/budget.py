@@ -160,7 +160,9 @@ if analysis is not None:
         else:
             st.metric("KV cache", "none", help="Encoders have no KV cache.")
         st.metric("Time (measured)", f"{c['seconds']:.2f} s",
-                  help="Wall time of this masked forward. Masking simulates sparsity: it saves no time.")
+                  help="Wall time of this masked forward on the server. It varies with whatever else runs there "
+                       "at the same moment (on one machine, your browser drawing this page). Masking simulates "
+                       "sparsity: it saves no time.")
 
     def show_changed_predictions(row, ref) -> None:
         tok = ref.lm.tokenizer

@@ -75,7 +75,10 @@ if full and budgeted:
         col.markdown(f"##### {title}")
         pieces = [info.text for info in describe_tokens(tok, gen.new_ids)]  # real text, so it wraps
         col.html(continuation_html(pieces, diverge))
-        col.metric("KV cache at the last token", si(gen.kv_bytes[-1], "B"),
+        saved = (f"{gen.kv_bytes[-1] / full.kv_bytes[-1] - 1:+.0%} vs full"
+                 if gen is not full and full.kv_bytes[-1] else None)
+        col.metric("KV cache at the last token (counted)", si(gen.kv_bytes[-1], "B"), delta=saved,
+                   delta_color="inverse",
                    help="Counted, when the last token was predicted: cached keys × 2 (keys and values) × head size "
                         "× 4 bytes, over layers and KV heads.")
         col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "
@@ -88,5 +91,5 @@ if full and budgeted:
     steps = max(len(full.kv_bytes), len(budgeted.kv_bytes))
     series = {name: np.array(g.kv_bytes + [np.nan] * (steps - len(g.kv_bytes)), dtype=float)
               for name, g in (("full attention", full), (budgeted.budget.label, budgeted))}
-    series = {name: values / 2**20 for name, values in series.items()}
-    st.line_chart(series, x_label="new token", y_label="KV cache, MiB (counted)")
+    series = {name: values / 1e6 for name, values in series.items()}  # MB, as in the metrics above
+    st.line_chart(series, x_label="new token", y_label="KV cache, MB (counted)")

@@ -41,6 +41,10 @@ def test_a_smaller_cache_changes_the_numbers():
     after = kv_metrics(at)
     assert after[0] == before[0]  # full attention is unchanged
     assert after[1] != before[1]  # the budgeted cache holds 8 tokens, not all 15
+    kv = [m for m in at.metric if m.label.startswith("KV cache")]
+    assert all(m.label.endswith("(counted)") for m in kv)
+    assert not kv[0].delta
+    assert kv[1].delta == "-43% vs full"  # 8 cached keys against 14 (11 prompt + 3 new when the 4th is predicted)
     assert at.query_params["gen_k"] == "8"
 
 
