@@ -281,15 +281,26 @@ def test_batch_of_budgets_equals_each_alone(same_text):
 
 
 def test_batch_with_padding_equals_each_alone():
-    budgets = [Budget("topk", keys=2), Budget("window", keys=2), Budget("sink_window", keys=3, sinks=1)]
-    q, k, v = _qkv(3, 2, 1, 6, seed=6)
-    allowed = _causal(3, 6, [2, 0, 1])
+    budgets = [Budget("topk", keys=2), Budget("window", keys=2), Budget("sink_window", keys=3, sinks=1),
+               Budget("h2o", keys=2)]
+    q, k, v = _qkv(4, 2, 1, 6, seed=6)
+    allowed = _causal(4, 6, [2, 0, 1, 3])
     run = BudgetRun(budgets)
     out, _ = run.attend(0, q, k, v, allowed, 0.3)
     for r, budget in enumerate(budgets):
         alone, _ = BudgetRun([budget]).attend(0, q[r:r + 1], k[r:r + 1], v[r:r + 1], allowed[r:r + 1], 0.3)
         assert torch.allclose(out[r:r + 1], alone, atol=1e-6), budget.label
     assert not torch.isnan(out).any()
+
+
+def test_h2o_on_a_left_padded_row_equals_the_text_without_padding():
+    """The padding is taken out before h2o simulates its cache: the real tokens' output is the same."""
+    n, pad = 10, 3
+    q, k, v = _qkv(1, 2, 1, n, seed=7)
+    out, _ = BudgetRun([Budget("h2o", keys=4)]).attend(0, q, k, v, _causal(1, n, [pad]), 0.3)
+    alone, _ = BudgetRun([Budget("h2o", keys=4)]).attend(0, q[..., pad:, :], k[..., pad:, :], v[..., pad:, :],
+                                                          _causal(1, n - pad), 0.3)
+    assert torch.allclose(out[..., pad:, :], alone, atol=1e-6)
 
 
 def test_one_budget_applies_to_every_batch_row():

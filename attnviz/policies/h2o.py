@@ -43,15 +43,19 @@ class H2O(Policy):
         if scores.shape[-2] != scores.shape[-1]:
             raise BudgetError("policy 'h2o' here simulates a whole text at once; decoding keeps its cache in "
                               "attnviz.generate instead")
-        n = scores.shape[-1]
-        keep, acc = h2o_prefill(scores, allowed, cache_size(budget, n), view.group)
+        real = real_positions(allowed)
+        n = len(real)
+        keep, acc = on_real_tokens(lambda s, a: h2o_prefill(s, a, cache_size(budget, n), view.group),
+                                   scores, allowed, real)
         # The decoding loop continues from the last query's cache and these scores.
         view.memo[("h2o_state", view.layer)] = (acc, keep[::view.group, -1])
         return keep
 
     def keep_many(self, scores, allowed, budgets, view):
-        n = scores.shape[-1]
-        return h2o_prefill_many(scores, allowed, [cache_size(b, n) for b in budgets], view.group)[0]
+        real = real_positions(allowed)
+        n = len(real)
+        return on_real_tokens(lambda s, a: h2o_prefill_many(s, a, [cache_size(b, n) for b in budgets], view.group),
+                              scores, allowed, real)[0]
 
     def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
                       size: int) -> torch.Tensor:
@@ -62,6 +66,35 @@ class H2O(Policy):
         recent = max(1, size // 2)
         old = positions <= new_position - recent  # outside the recent window new_position-recent+1..new_position
         return torch.where(old, acc, torch.tensor(float("inf"), dtype=acc.dtype)).argmin(dim=-1)
+
+
+def real_positions(allowed: torch.Tensor) -> torch.Tensor:
+    """Positions of the real tokens under ``allowed`` (bool ``(..., n, n)``): every position but padding.
+
+    A padding position is one no query may attend to, or a query that may attend to nothing
+    (left or right padding masks both its row and its column).
+    """
+    seen = allowed.reshape(-1, *allowed.shape[-2:]).any(dim=0)
+    return (seen.any(dim=0) & seen.any(dim=1)).nonzero().squeeze(-1)
+
+
+def on_real_tokens(simulate, scores: torch.Tensor, allowed: torch.Tensor, real: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``simulate(scores, allowed) -> (keep, acc)`` run on the real tokens alone, padding put back as dropped.
+
+    A padded key must not take a cache slot (nor its NaN weights poison the accumulated attention),
+    so the cache is simulated on the text without padding: ``keep`` ``(..., n, n)`` is False in
+    padding rows and columns, ``acc`` ``(..., kv_heads, n)`` 0 at padding positions.
+    """
+    n = scores.shape[-1]
+    if len(real) == n:
+        return simulate(scores, allowed)
+    keep_real, acc_real = simulate(scores[..., real, :][..., real], allowed[..., real, :][..., real])
+    keep = torch.zeros(scores.shape, dtype=torch.bool)
+    keep[..., real[:, None], real] = keep_real
+    acc = torch.zeros((*acc_real.shape[:-1], n), dtype=acc_real.dtype)
+    acc[..., real] = acc_real
+    return keep, acc
 
 
 def cache_size(budget: Budget, n_tokens: int) -> int:
@@ -81,7 +114,7 @@ def h2o_prefill(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int)
 
     Args:
         scores: scaled scores ``(q_heads, n, n)``.
-        allowed: bool ``(1, n, n)``, the causal mask (no padding).
+        allowed: bool ``(1, n, n)``, the causal mask (no padding: :meth:`H2O.keep` takes it out first).
         k: cache size in keys.
         group: query heads per KV head.
 

@@ -279,18 +279,30 @@ def test_h2o_invalid_sizes(size):
         get_policy("h2o").validate(Budget("h2o", **size), True)
 
 
-@pytest.mark.xfail(strict=True, reason="h2o ignores padding: padded keys occupy cache slots and poison the "
-                   "accumulated attention with NaN (reported, not specified by the issue)")
-def test_h2o_left_padding_matches_the_unpadded_text():
-    """With p padding tokens on the left, the real tokens should get the cache they get without padding."""
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("size", [{"keys": 3}, {"ratio": 0.5}])
+def test_h2o_padding_matches_the_unpadded_text(side, size):
+    """With p padding tokens, the real tokens get the cache they get without padding; padding is never kept.
+
+    Before padding was taken out, padded keys took cache slots and their NaN weights poisoned the
+    accumulated attention (and a ratio sized the cache by the padded length).
+    """
     from attnviz.policies import LayerView
 
-    n, p, k = 8, 2, 3
-    scores = torch.randn(2, n, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    allowed = causal(n).clone()
-    allowed[..., :p] = False
+    n, p = 9, 3
+    real = slice(p, n) if side == "left" else slice(0, n - p)
+    scores = torch.randn(4, n, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    allowed = torch.zeros(1, n, n, dtype=torch.bool)
+    allowed[:, real, real] = causal(n - p)
     view = LayerView(layer=0, causal=True, group=2)
-    keep = get_policy("h2o").keep(scores, allowed, Budget("h2o", keys=k), view) & allowed
-    expected = torch.tensor(_reference_h2o(scores[:, p:, p:], k, 2))
-    assert torch.equal(keep[:, p:, p:], expected)
-    assert not keep[:, :p].any() and not keep[..., :p].any()
+    budget = Budget("h2o", **size)
+    keep = get_policy("h2o").keep(scores, allowed, budget, view)
+    k = size.get("keys") or 3  # ratio 0.5 of the 6 real tokens
+    assert torch.equal(keep[:, real, real], torch.tensor(_reference_h2o(scores[:, real, real], k, 2)))
+    assert keep.sum() == keep[:, real, real].sum()  # nothing kept in a padding row or column
+    acc, last = view.memo[("h2o_state", 0)]
+    assert acc.shape == (2, n) and torch.isfinite(acc).all()
+    assert (acc[:, real].sum(-1) > 0).all() and acc.sum() == acc[:, real].sum()
+    many = get_policy("h2o").keep_many(scores.unsqueeze(0), allowed, [budget], view)[0]
+    assert torch.equal(many, keep)
+
