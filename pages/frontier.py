@@ -14,7 +14,7 @@ from attnviz.measure import budget_pass
 from attnviz.policies import POLICIES
 from attnviz.scaling import KNOWN_CONFIGS, attention_share, config_from_model
 from ui.cached import SHARED_LAYER, get_model
-from ui.show import attempt, load_analysis
+from ui.show import attempt, load_analysis, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
 controls = shared_controls()
@@ -32,6 +32,36 @@ Y_AXES = {"kl": "KL divergence to full (nats, lower is better)", "top1": "top-1 
           "ppl": "perplexity (lower is better)", "cos_embedding": "embedding cosine (encoders; higher is better)",
           "mass_kept": "attention mass kept (higher is better)"}
 ALL = [p for p in POLICIES if p != "full"]
+_num = st.column_config.NumberColumn
+# How the table shows each result key (the CSV and JSON keep the keys and raw numbers). Columns not named here
+# (the full run's values, the same on every row) are left out of the table and said once under it.
+TABLE_COLUMNS = {
+    "budget": st.column_config.TextColumn("Budget", help="The policy and its size (the policy alone is the "
+                                          "'policy' column of the downloads)."),
+    "density": _num("Density", format="percent", help="Counted: kept / allowed query–key pairs."),
+    "kl": _num("KL (nats)", format="%.4f", help="Measured: KL divergence from the full model's next-word "
+               "distribution, averaged over positions. 0 = identical."),
+    "top1": _num("Top-1 agreement", format="percent", help="Measured: share of positions where the budgeted "
+                 "model predicts the same next word."),
+    "ppl": _num("Perplexity", format="%.2f", help="Measured on this text (lower is better)."),
+    "mass_kept": _num("Attention mass kept", format="percent", help="Measured: share of the full softmax weight "
+                      "that falls on the kept keys."),
+    "cos_embedding": _num("Embedding cosine", format="%.4f", help="Measured: cosine of the mean-pooled "
+                          "embedding with the full model's (encoders)."),
+    "cos_tokens": _num("Token cosine", format="%.4f", help="Measured: mean cosine of the last hidden states "
+                       "with the full model's (encoders)."),
+    "attn_pairs": _num("Pairs kept", format="localized", help="Counted: query–key pairs kept, over all layers "
+                       "and heads."),
+    "attn_flops": _num("Attention FLOPs", format="compact", help="Counted from the formulas on the Methods page."),
+    "total_flops": _num("Whole-model FLOPs", format="compact", help="Counted from the formulas on the Methods "
+                        "page."),
+    "kv_bytes": _num("KV cache (bytes)", format="compact", help="Counted: cached keys and values at the last "
+                     "token."),
+    "seconds": _num("Time (s)", format="%.3f", help="Measured: wall time of the pass that ran this budget, shared "
+                    "evenly among the budgets that ran in it (a mask simulation: no faster than full attention)."),
+    "efficient": st.column_config.CheckboxColumn("Efficient", help="No other point, of any policy, is both at "
+                                                 "least as cheap and at least as good on the chosen axes."),
+}
 
 page_param("fr_x", "density")
 page_param("fr_y", "kl")
@@ -91,7 +121,15 @@ if analysis is not None:
         table = [{"policy": r["policy"], "budget": r["label"], "density": r["density"],
                   **{k: v for k, v in r["quality"].items() if v is not None},
                   **r["compute"], "efficient": p["efficient"]} for r, p in zip(rows, points, strict=True)]
-        st.dataframe(table, width="stretch", hide_index=True)
+        st.dataframe(table, width="stretch", hide_index=True, column_config=TABLE_COLUMNS,
+                     column_order=[k for k in TABLE_COLUMNS if k in table[0]])
+        q0, c0 = rows[0]["quality"], rows[0]["compute"]
+        counted = [f"attention FLOPs {si(c0['attn_flops_full'])}", f"whole-model FLOPs {si(c0['total_flops_full'])}"]
+        if c0.get("kv_bytes_full") is not None:
+            counted.append(f"KV cache {si(c0['kv_bytes_full'], 'B')}")
+        measured = f"perplexity {q0['ppl_full']:.2f} (measured); " if q0.get("ppl_full") is not None else ""
+        st.caption(f"Full attention on this text: {measured}{', '.join(counted)} (counted). The downloads hold "
+                   "every column, these included, as raw numbers.")
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(table[0]))
         writer.writeheader()

@@ -1,5 +1,6 @@
 """'Quality vs compute' page, run headless with Streamlit's AppTest; sweeps stay small (one or two policies)."""
 
+import json
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -37,6 +38,21 @@ def test_frontier_page_draws_its_widgets_plot_and_table():
     assert (rows["kl"] >= 0).all()
     assert len(at.get("plotly_chart")) == 2  # the frontier and the attention-share curves
     assert len(at.get("download_button")) == 2  # CSV and JSON
+
+
+def test_the_table_reads_in_words_and_keeps_its_raw_columns():
+    """Labels and formats are display-only: the rows (and the CSV made from them) keep keys and raw numbers."""
+    at = open_page()
+    shown = at.dataframe[0].proto
+    config = json.loads(shown.columns)
+    order = list(shown.column_order)
+    assert order[:2] == ["budget", "density"] and "efficient" in order
+    assert not any(k.endswith("_full") for k in order)  # the same on every row: said once, in the caption
+    assert "policy" in table(at).columns and "policy" not in order  # the budget label names it
+    assert config["kl"]["label"] == "KL (nats)" and config["top1"]["type_config"]["format"] == "percent"
+    assert all("label" in config[k] for k in order)
+    assert any(c.value.startswith("Full attention on this text: perplexity") for c in at.caption)
+    assert {"ppl_full", "attn_flops_full", "kv_bytes_full"} <= set(table(at).columns)
 
 
 def test_choosing_more_budgets_changes_the_numbers():
