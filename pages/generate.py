@@ -75,10 +75,10 @@ if full and budgeted:
         col.markdown(f"##### {title}")
         pieces = [info.text for info in describe_tokens(tok, gen.new_ids)]  # real text, so it wraps
         col.html(continuation_html(pieces, diverge))
-        saved = (f"{gen.kv_bytes[-1] / full.kv_bytes[-1] - 1:+.0%} vs full"
-                 if gen is not full and full.kv_bytes[-1] else None)
-        col.metric("KV cache at the last token (counted)", si(gen.kv_bytes[-1], "B"), delta=saved,
-                   delta_color="inverse",
+        change = gen.kv_bytes[-1] / full.kv_bytes[-1] - 1 if gen is not full and full.kv_bytes[-1] else None
+        col.metric("KV cache at the last token (counted)", si(gen.kv_bytes[-1], "B"),
+                   delta=None if change is None else "same as full" if change == 0 else f"{change:+.0%} vs full",
+                   delta_color="off" if change == 0 else "inverse",
                    help="Counted, when the last token was predicted: cached keys × 2 (keys and values) × head size "
                         "× 4 bytes, over layers and KV heads.")
         col.caption(f"Largest KV cache: {si(max(gen.kv_bytes), 'B')} · measured time {gen.seconds:.2f} s "

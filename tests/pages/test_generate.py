@@ -28,6 +28,7 @@ def test_generate_page_draws_both_continuations():
                                                                               "##### sink_window K=32 S=4"]
     assert len(kv_metrics(at)) == 2
     assert kv_metrics(at)[0] == kv_metrics(at)[1]  # K=32 > 15 tokens: nothing evicted yet
+    assert [m.delta for m in at.metric if m.label.startswith("KV cache")][1] == "same as full"
     assert at.success or at.warning  # says whether and where the continuations differ
     assert "prompt: 11 tokens" in " ".join(c.value for c in at.caption)
 
