@@ -18,17 +18,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import torch
 
 from .budget import Budget
 from .budget_context import BudgetRun, RowStats, Segment
 from .compute import Shape, compute_costs, linear_params, model_shape
-from .metrics import CausalSums, FullTerms, encoder_quality, full_terms, next_token_terms, perplexity
+from .metrics import CausalSums, FullNext, FullTerms, encoder_quality, full_next, next_token_terms
 from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
-from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk, trunk_and_head
+from .trunk import cache_tensors, make_cache, run_trunk, trunk_and_head
 from .workers import side_by_side
 
 __all__ = ["Reference", "Row", "attention_weights", "reference_pass", "budget_pass", "reference_and_budgets", "sweep",
@@ -41,8 +40,9 @@ Capture = str | Iterable[int] | None
 class Reference:
     """The full-attention run of one text (cache it: every budget is compared to it).
 
-    ``logprobs`` ``(n-1, vocab)``: next-token log-probabilities at positions
-    0..n-2 (causal only).  ``hidden`` ``(n, hidden)``: last hidden states
+    ``next`` (causal, made for budgets): what budgets are compared against from the full
+    run's next-token distributions at positions 0..n-2 (:class:`~attnviz.metrics.FullNext`;
+    the ``(n-1, vocab)`` log-probabilities themselves are not kept).  ``hidden`` ``(n, hidden)``: last hidden states
     (an encoder's output; a causal model's output layer input).  ``weights`` maps captured layers to float16
     ``(q_heads, n, n)`` attention weights.  ``kv`` is the full run's KV cache
     (causal only), one ``(keys, values)`` pair per layer, each
@@ -53,7 +53,7 @@ class Reference:
 
     lm: object
     encoded: Encoded
-    logprobs: torch.Tensor | None
+    next: FullNext | None
     hidden: torch.Tensor | None
     stats: RowStats
     seconds: float
@@ -71,31 +71,20 @@ class Reference:
     def n_tokens(self) -> int:
         return self.encoded.n_tokens
 
-    @cached_property
+    @property
     def top1(self) -> torch.Tensor | None:
         """The full model's predicted next token at positions 0..n-2 (causal only)."""
-        return None if self.logprobs is None else self.logprobs.argmax(-1)
+        return None if self.next is None else self.next.top1
 
-    @cached_property
+    @property
     def full_terms(self) -> FullTerms | None:
         """What budgets' KL needs from the full run's next-token distributions, per position (causal only)."""
-        if self.logprobs is None:
-            return None
-        _, head = trunk_and_head(self.lm.model)
-        return full_terms(self.hidden[:-1], self.logprobs, head.weight, head.bias)
+        return None if self.next is None else self.next.terms
 
-    @cached_property
+    @property
     def ppl_full(self) -> float | None:
         """The full model's perplexity on the text (causal only)."""
-        return None if self.logprobs is None else perplexity(self.logprobs, self.ids[0, 1:])
-
-    def prepare_for_budgets(self) -> None:
-        """Make now what every budget compares against (:attr:`top1`, :attr:`ppl_full`, :attr:`full_terms`).
-
-        Made once per text, they belong to the reference: made inside a budget's pass they
-        would count in that budget's measured time (0.26 s at 128 tokens, on a 0.45 s pass).
-        """
-        self.top1, self.ppl_full, self.full_terms  # noqa: B018 - cached properties, made here
+        return None if self.next is None else self.next.ppl
 
 
 @dataclass
@@ -137,8 +126,8 @@ def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Seq
     """Full attention through our kernel (equal to transformers' eager attention).
 
     ``observers`` see every layer's weights (see :class:`~attnviz.budget_context.BudgetRun`).
-    ``for_budgets=False`` skips what only budgets are compared against (the
-    next-token log-probabilities, 200 MB at 1024 tokens, and the KV cache):
+    ``for_budgets=False`` skips what only budgets are compared against (the full run's
+    next-token facts, an output-layer pass, and the KV cache, 47 MB at 1024 tokens):
     for pictures of the full attention alone.
     """
     keep = lm.causal and for_budgets
@@ -146,13 +135,19 @@ def reference_pass(lm, encoded: Encoded, capture: Capture = None, observers: Seq
     hidden, cache, seconds = run_trunk(lm.model, encoded.ids, run, keep_cache=keep)
     kv = cache_tensors(cache) if cache is not None else None
     t0 = time.perf_counter()
-    logprobs = next_token_logprobs(lm.model, hidden[0, :-1]) if lm.causal and for_budgets else None
+    nxt = _full_next(lm, hidden[0], encoded.ids) if lm.causal and for_budgets else None
     seconds += time.perf_counter() - t0
     weights = {layer: w[0] for layer, w in run.weights.items()}
-    return Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=hidden[0],
+    return Reference(lm=lm, encoded=encoded, next=nxt, hidden=hidden[0],
                      stats=run.stats[0], seconds=seconds, shape=model_shape(lm.model),
                      dense_params=linear_params(lm.model), weights=weights, kv=kv,
                      queries=[run.queries[layer] for layer in sorted(run.queries)] if keep else None)
+
+
+def _full_next(lm, hidden: torch.Tensor, ids: torch.Tensor) -> FullNext:
+    """The full run's next-token facts from its last hidden states ``(n, d)`` and token ids ``(1, n)``."""
+    _, head = trunk_and_head(lm.model)
+    return full_next(hidden[:-1], head.weight, head.bias, ids[0, 1:])
 
 
 class _LastLayerDone(Exception):
@@ -248,7 +243,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     """
     for b in budgets:  # fail fast, before any forward
         BudgetRun([b], causal=lm.causal)
-    if lm.causal and ref.logprobs is None:
+    if lm.causal and ref.next is None:
         raise ValueError("this reference was made without what budgets are compared against (for_budgets=False)")
     can_pack = lm.causal and ref.kv is not None and not observers and _in_reference(capture, ref)
     if pack and not can_pack:
@@ -272,7 +267,6 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         return _run_batch(lm, ref, chunk, capture, observers)
 
     pool = side_by_side() if pack and len(chunks) > 1 and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
-    ref.prepare_for_budgets()  # outside the budgets' measured time (and not raced for by the workers)
     for idx, got in _each_pass(run, chunks, pool, [ref.n_tokens - p for p in prefix]):
         rows.update(zip(idx, got, strict=True))
         done += len(idx)
@@ -380,7 +374,7 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
     out, at = [], 0
     for s in starts:
         sums = CausalSums()
-        sums.add_identical(ref.logprobs[:s], targets[:s])
+        sums.add_identical(ref.next.target_logp[:s])
         m = n - 1 - s
         if m:
             sums.add_terms(kl[at:at + m], top1[at:at + m], ref.top1[s:], nll[at:at + m])
@@ -418,9 +412,9 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
                         prefix_queries=None if ref is None else ref.queries)
         hidden = run_trunk(lm.model, ids, run, position_ids=positions)[0][0]
     if ref is None:
-        logprobs = next_token_logprobs(lm.model, hidden[:n - 1])
         kv = [run.kv[layer] for layer in range(len(run.kv))]
-        ref = Reference(lm=lm, encoded=encoded, logprobs=logprobs, hidden=hidden[:n], stats=run.stats[0], seconds=0.0,
+        ref = Reference(lm=lm, encoded=encoded, next=_full_next(lm, hidden[:n], encoded.ids),
+                        hidden=hidden[:n], stats=run.stats[0], seconds=0.0,
                         shape=model_shape(lm.model), dense_params=linear_params(lm.model), kv=kv,
                         queries=[run.queries[layer] for layer in range(len(run.queries))])
     first = len(parts) - len(live)  # the reference's segment, if any, comes first

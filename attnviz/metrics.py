@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["CausalSums", "FullTerms", "causal_quality", "encoder_quality", "full_terms", "next_token_terms",
-           "perplexity"]
+__all__ = ["CausalSums", "FullNext", "FullTerms", "causal_quality", "encoder_quality", "full_next", "full_terms",
+           "log_softmax_rows", "next_token_terms", "perplexity"]
 
 
 def _nll_sum(logprobs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -40,11 +40,14 @@ class CausalSums:
     agree: int = 0
     nll: float = 0.0
 
-    def add_identical(self, logp_full: torch.Tensor, targets: torch.Tensor) -> None:
-        """Positions where the budgeted run equals the full run: KL 0, agreeing, the full NLL."""
-        self.positions += len(targets)
-        self.agree += len(targets)
-        self.nll += _nll_sum(logp_full, targets)
+    def add_identical(self, target_logp: torch.Tensor) -> None:
+        """Positions where the budgeted run equals the full run: KL 0, agreeing, the full NLL.
+
+        ``target_logp`` ``(rows,)``: the full run's log-probability of each position's actual next token.
+        """
+        self.positions += len(target_logp)
+        self.agree += len(target_logp)
+        self.nll -= float(target_logp.sum())
 
     def add(self, logp_full: torch.Tensor, logp_budget: torch.Tensor, targets: torch.Tensor) -> None:
         """Positions given as log-probabilities ``(rows, vocab)`` of both runs."""
@@ -106,15 +109,77 @@ def full_terms(hidden: torch.Tensor, logprobs: torch.Tensor, weight: torch.Tenso
     """
     with torch.inference_mode():
         lse = _scan_logits(hidden, weight, bias, None, vocab_chunk)[0]
-        rows = max(1, min(rows, len(logprobs)))
-        p = torch.empty(rows, logprobs.shape[-1])
-        p_sum, p_head = [], []
-        for chunk in logprobs.split(rows):
-            m = len(chunk)
-            torch.exp(chunk, out=p[:m])
-            p_sum.append(p[:m].sum(-1, dtype=torch.float64))
-            p_head.append((p[:m] @ weight).double())
-    return FullTerms(hidden.double(), lse, torch.cat(p_sum), torch.cat(p_head))
+        p_sum, p_head = _p_sums(logprobs.split(max(1, rows)), weight, min(max(1, rows), len(logprobs)))
+    return FullTerms(hidden.double(), lse, p_sum, p_head)
+
+
+def _p_sums(logprob_chunks, weight: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sum_v p_v`` and ``sum_v p_v W_v`` (float64) per position, from log-probability chunks ``(m, vocab)``."""
+    p = torch.empty(rows, weight.shape[0])
+    p_sum, p_head = [], []
+    for chunk in logprob_chunks:
+        m = len(chunk)
+        torch.exp(chunk, out=p[:m])
+        p_sum.append(p[:m].sum(-1, dtype=torch.float64))
+        p_head.append((p[:m] @ weight).double())
+    return torch.cat(p_sum), torch.cat(p_head)
+
+
+def log_softmax_rows(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     vocab_chunk: int = 2048) -> torch.Tensor:
+    """log-softmax over the vocabulary ``(rows, vocab)`` (float32) of the logits ``hidden @ weight.T + bias``.
+
+    The normaliser is a float32 log-sum-exp per ``vocab_chunk`` words, combined
+    in float64.  (float32's log-softmax over all 49,152 words at once leaves
+    ``sum(exp(logp))`` off 1 by up to 3e-5, which would show as a KL of that
+    size between identical runs.)
+    """
+    logits = torch.nn.functional.linear(hidden, weight, bias).float()
+    partial = torch.stack([logits[:, v:v + vocab_chunk].logsumexp(-1) for v in range(0, logits.shape[-1], vocab_chunk)],
+                          dim=-1)
+    return logits.sub_(partial.double().logsumexp(-1, keepdim=True).float())
+
+
+@dataclass(frozen=True)
+class FullNext:
+    """What budgets are compared against from the full run's next-token distributions, per position ``0..P-1``.
+
+    Kept instead of the ``(P, vocab)`` log-probabilities themselves (100 MB at 512 tokens of
+    SmolLM2, 200 MB at 1024): ``top1`` ``(P,)`` the full model's most likely next token,
+    ``target_logp`` ``(P,)`` float32 its log-probability of the actual next token, and the
+    :class:`FullTerms` of every budget's KL.
+    """
+
+    top1: torch.Tensor
+    target_logp: torch.Tensor
+    terms: FullTerms
+
+    @property
+    def ppl(self) -> float:
+        """The full model's perplexity on the text."""
+        return math.exp(-float(self.target_logp.sum()) / len(self.target_logp))
+
+
+def full_next(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
+              rows: int = 64, vocab_chunk: int = VOCAB_CHUNK) -> FullNext:
+    """:class:`FullNext` from the full run's last hidden states ``(P, d)`` and the actual next tokens ``(P,)``.
+
+    The log-probabilities are made ``rows`` positions at a time and dropped once summed, so
+    memory holds one ``(rows, vocab)`` slice, never the whole matrix.  ``top1`` comes from the
+    same scan of the logits (:func:`next_token_terms`) as every budget's, so identical runs agree exactly.
+    """
+    with torch.inference_mode():
+        lse, top1, _ = _scan_logits(hidden, weight, bias, None, vocab_chunk)
+        target_logp = []
+
+        def chunks():
+            for a in range(0, len(hidden), rows):
+                logp = log_softmax_rows(hidden[a:a + rows], weight, bias)
+                target_logp.append(logp.gather(-1, targets[a:a + rows].view(-1, 1)).view(-1))
+                yield logp
+
+        p_sum, p_head = _p_sums(chunks(), weight, max(1, min(rows, len(hidden))))
+    return FullNext(top1, torch.cat(target_logp), FullTerms(hidden.double(), lse, p_sum, p_head))
 
 
 def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor | None,
@@ -181,7 +246,7 @@ def causal_quality(logp_full: torch.Tensor, logp_budget: torch.Tensor, targets: 
     """
     s = shared_prefix
     sums = CausalSums()
-    sums.add_identical(logp_full[:s], targets[:s])
+    sums.add_identical(logp_full[:s].gather(-1, targets[:s].view(-1, 1)).view(-1))
     sums.add(logp_full[s:], logp_budget, targets[s:])
     return sums.result(perplexity(logp_full, targets))
 

@@ -15,6 +15,7 @@ from functools import cache
 import torch
 
 from .budget_context import BudgetRun
+from .metrics import log_softmax_rows
 
 __all__ = ["trunk_and_head", "run_trunk", "next_token_logprobs", "make_cache", "cache_tensors"]
 
@@ -65,20 +66,9 @@ def next_token_logprobs(model: torch.nn.Module, hidden_rows: torch.Tensor, chunk
                         vocab_chunk: int = 2048) -> torch.Tensor:
     """log-softmax over the vocabulary ``(rows, vocab)`` (float32) from hidden states ``(rows, hidden)``.
 
-    The normaliser is a float32 log-sum-exp per ``vocab_chunk`` words, combined
-    in float64.  (float32's log-softmax over all 49,152 words at once leaves
-    ``sum(exp(logp))`` off 1 by up to 3e-5, which would show as a KL of that
-    size between identical runs.)  ``chunk`` rows at a time keep memory flat.
+    See :func:`attnviz.metrics.log_softmax_rows`; ``chunk`` rows at a time keep memory flat.
     """
     _, head = trunk_and_head(model)
     with torch.inference_mode():
-        out = None
-        for a in range(0, hidden_rows.shape[0], chunk):
-            logits = head(hidden_rows[a:a + chunk]).float()
-            partial = torch.stack([logits[:, v:v + vocab_chunk].logsumexp(-1)
-                                   for v in range(0, logits.shape[-1], vocab_chunk)], dim=-1)
-            logits.sub_(partial.double().logsumexp(-1, keepdim=True).float())
-            if out is None:
-                out = torch.empty(hidden_rows.shape[0], logits.shape[-1])
-            out[a:a + chunk] = logits
-        return out
+        return torch.cat([log_softmax_rows(hidden_rows[a:a + chunk], head.weight, head.bias, vocab_chunk)
+                          for a in range(0, hidden_rows.shape[0], chunk)])

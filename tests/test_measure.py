@@ -6,7 +6,6 @@ kept pairs by hand, or from an independent re-computation of the statistic.
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 
@@ -18,6 +17,7 @@ from attnviz import workers
 from attnviz.budget import Budget, BudgetError
 from attnviz.budget_context import BudgetRun
 from attnviz.measure import budget_pass, encode_for, reference_pass, sweep
+from attnviz.trunk import trunk_and_head
 
 TEXT = ("The lighthouse keeper climbed the spiral stairs every evening at dusk. He trimmed the wick, polished the "
         "great lens, and watched the beam sweep across the dark water, warning ships away from the rocks below. "
@@ -137,10 +137,38 @@ def test_ppl_full_equals_eager_perplexity(batched, enc, eager_logits):
         assert row.quality["ppl_full"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_reference_logprobs_match_eager(ref, enc, eager_logits):
-    assert ref.logprobs.shape == (enc.n_tokens - 1, eager_logits.shape[-1])
-    eager_logp = torch.log_softmax(eager_logits[0, :-1].float(), dim=-1)
-    assert (ref.logprobs - eager_logp).abs().max().item() < 1e-4
+def test_reference_next_token_facts_match_eager(ref, enc, eager_logits):
+    eager_logp = torch.log_softmax(eager_logits[0, :-1].double(), dim=-1)
+    targets = enc.ids[0, 1:]
+    assert torch.equal(ref.top1, eager_logp.argmax(-1))
+    assert (ref.next.target_logp - eager_logp.gather(-1, targets.view(-1, 1)).view(-1)).abs().max().item() < 1e-4
+    p = eager_logp.exp()
+    assert (ref.full_terms.lse - eager_logits[0, :-1].double().logsumexp(-1)).abs().max().item() < 1e-4
+    assert (ref.full_terms.p_sum - 1).abs().max().item() < 1e-5
+    _, head = trunk_and_head(ref.lm.model)
+    assert (ref.full_terms.p_head - p @ head.weight.double()).abs().max().item() < 1e-4
+
+
+def test_the_reference_keeps_no_vocabulary_sized_tensor(ref):
+    """Budgets need a few numbers per position from the full run's next-token distributions, not the
+    ``(n-1, vocab)`` log-probabilities themselves (100 MB at 512 tokens, 200 MB at 1024, for as long as the
+    reference is cached)."""
+    vocab = trunk_and_head(ref.lm.model)[1].weight.shape[0]
+    tensors = [t for v in vars(ref).values() for t in _tensors(v)]
+    assert tensors and all(vocab not in t.shape for t in tensors), [t.shape for t in tensors if vocab in t.shape]
+    assert sum(t.numel() * t.element_size() for t in tensors) < 20e6  # the KV cache and queries: a few MB here
+
+
+def _tensors(value) -> list:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    if hasattr(value, "__dataclass_fields__"):
+        return [t for v in vars(value).values() for t in _tensors(v)]
+    return []
 
 
 # --------------------------------------------------------------------------- batched == alone (and prefix reuse)
@@ -238,7 +266,8 @@ def test_reference_and_budgets_in_one_pass_equal_separate_calls(smollm2, enc, re
     fused_ref, rows = measure.reference_and_budgets(smollm2, enc, BUDGETS,
                                                     progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (len(BUDGETS), len(BUDGETS))
-    assert (fused_ref.logprobs - ref.logprobs).abs().max().item() < 1e-4
+    assert torch.equal(fused_ref.top1, ref.top1)
+    assert (fused_ref.next.target_logp - ref.next.target_logp).abs().max().item() < 1e-4
     assert fused_ref.stats == ref.stats
     for (k1, v1), (k2, v2) in zip(fused_ref.kv, ref.kv, strict=True):
         assert k1.shape == k2.shape and torch.allclose(k1, k2, atol=1e-4) and torch.allclose(v1, v2, atol=1e-4)
@@ -388,23 +417,23 @@ def test_seconds_positive_for_budget_rows(batched, alone):
 
 @pytest.mark.parametrize("pack", [True, False], ids=["packed", "batch rows"])
 def test_a_budgets_time_leaves_out_the_references_one_time_work(smollm2, enc, monkeypatch, pack):
-    """What every budget compares against (the full run's top-1, perplexity, KL terms) is made once per text: the
-    first budget's measured time must not include it.  A fake clock advances 100 s only while it is made."""
-    fresh = reference_pass(smollm2, enc)
+    """What every budget compares against (the full run's top-1, perplexity, KL terms) is made once per text, with
+    the reference: the first budget's measured time must not include it.  A fake clock advances 100 s only while
+    it is made."""
     clock = [0.0]
     monkeypatch.setattr(measure.time, "perf_counter", lambda: clock[0])
-    made = measure.Reference.full_terms.func
+    made = measure.full_next
 
-    def slow_full_terms(self):
+    def slow_full_next(*args, **kwargs):
         clock[0] += 100.0
-        return made(self)
+        return made(*args, **kwargs)
 
-    slow = functools.cached_property(slow_full_terms)
-    slow.__set_name__(measure.Reference, "full_terms")
-    monkeypatch.setattr(measure.Reference, "full_terms", slow)
+    monkeypatch.setattr(measure, "full_next", slow_full_next)
+    fresh = reference_pass(smollm2, enc)
+    assert clock[0] >= 100.0  # the terms were made with the reference ...
     row = budget_pass(smollm2, fresh, [Budget("topk", keys=8)], pack=pack)[0]
-    assert clock[0] >= 100.0  # the terms were made ...
-    assert row.compute["seconds"] < 100.0  # ... but not on the budget's clock
+    assert clock[0] < 200.0  # ... once
+    assert row.compute["seconds"] < 100.0  # ... and not on the budget's clock
 
 
 def test_budget_covering_the_whole_text_is_exact(smollm2, ref, enc):
@@ -431,7 +460,8 @@ def test_reference_capture(smollm2, enc, ref):
         assert w.shape == (H, n, n) and w.dtype == torch.float16
         assert torch.allclose(w.float().sum(-1), torch.ones(H, n), atol=5e-3)
         assert (w.float().triu(1) == 0).all()  # causal
-    assert (captured.logprobs - ref.logprobs).abs().max().item() < 1e-5
+    assert torch.equal(captured.top1, ref.top1)
+    assert (captured.next.target_logp - ref.next.target_logp).abs().max().item() < 1e-5
 
 
 # --------------------------------------------------------------------------- mass kept, recomputed independently
@@ -553,6 +583,6 @@ def test_attention_weights_equal_the_reference_pass_and_stop_early(smollm2):
 
 def test_reference_for_pictures_only_keeps_no_logprobs(smollm2, enc):
     pictures = reference_pass(smollm2, enc, capture=[0], for_budgets=False)
-    assert pictures.logprobs is None and pictures.kv is None and set(pictures.weights) == {0}
+    assert pictures.next is None and pictures.kv is None and set(pictures.weights) == {0}
     with pytest.raises(ValueError, match="for_budgets"):
         budget_pass(smollm2, pictures, [Budget("topk", keys=4)])

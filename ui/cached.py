@@ -2,8 +2,7 @@
 
 ``st.cache_resource`` shares objects across sessions and threads without
 copying (tensors are never pickled); nothing here is mutated after it is
-cached (a Reference only fills its own lazy, deterministic properties such as
-``top1``), and every budget travels with its own call.
+cached, and every budget travels with its own call.
 """
 
 from __future__ import annotations
