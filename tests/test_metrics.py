@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from attnviz.metrics import causal_quality, encoder_quality, full_terms, next_token_terms, perplexity
+from attnviz.metrics import causal_quality, encoder_quality, full_next, full_terms, next_token_terms, perplexity
 
 # Three positions, vocabulary of 3.  Rows are probability distributions.
 P_FULL = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
@@ -180,3 +180,21 @@ def test_full_terms_are_the_sums_over_the_vocabulary(rows):
     assert torch.equal(t.hidden, hidden.double())
     picked = t.take(torch.tensor([5, 0]))
     assert torch.equal(picked.p_head, t.p_head[[5, 0]]) and torch.equal(picked.lse, t.lse[[5, 0]])
+
+
+@pytest.mark.parametrize("rows", [1, 3, 100])
+def test_full_next_equals_the_textbook_values_without_the_whole_matrix(rows):
+    """Top-1, the targets' log-probabilities, the perplexity and the KL terms, made ``rows`` positions at a time."""
+    gen = torch.Generator().manual_seed(10 + rows)
+    hidden = torch.randn(7, 5, generator=gen)
+    weight = torch.randn(11, 5, generator=gen) * 2
+    bias = torch.randn(11, generator=gen)
+    targets = torch.randint(0, 11, (7,), generator=gen)
+    logp = torch.log_softmax((hidden @ weight.T + bias).double(), -1)
+    nxt = full_next(hidden, weight, bias, targets, rows=rows, vocab_chunk=4)
+    assert torch.equal(nxt.top1, logp.argmax(-1))
+    assert torch.allclose(nxt.target_logp.double(), logp.gather(-1, targets.view(-1, 1)).view(-1), atol=1e-5)
+    assert nxt.ppl == pytest.approx(perplexity(logp, targets), rel=1e-5)
+    whole = full_terms(hidden, logp.float(), weight, bias, rows=rows, vocab_chunk=4)
+    for name in ("hidden", "lse", "p_sum", "p_head"):
+        assert torch.allclose(getattr(nxt.terms, name), getattr(whole, name), atol=1e-5), name
