@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["CausalSums", "FullNext", "FullTerms", "causal_quality", "encoder_quality", "full_next", "full_terms",
+__all__ = ["CausalSums", "FullNext", "FullTerms", "causal_quality", "encoder_quality", "full_next",
            "log_softmax_rows", "next_token_terms", "perplexity"]
 
 
@@ -75,7 +75,7 @@ class CausalSums:
 
 VOCAB_CHUNK = 2048
 """Words per slice of the output layer: a budget's log-sum-exp is compared with the full run's, so both
-are scanned in the same slices (:func:`full_terms`, :func:`next_token_terms`)."""
+are scanned in the same slices (:func:`full_next`, :func:`next_token_terms`)."""
 
 
 @dataclass(frozen=True)
@@ -96,33 +96,6 @@ class FullTerms:
     def take(self, positions: torch.Tensor) -> FullTerms:
         """The rows at ``positions`` ``(m,)``."""
         return FullTerms(*(t.index_select(0, positions) for t in (self.hidden, self.lse, self.p_sum, self.p_head)))
-
-
-def full_terms(hidden: torch.Tensor, logprobs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-               rows: int = 64, vocab_chunk: int = VOCAB_CHUNK) -> FullTerms:
-    """:class:`FullTerms` from the full run's last hidden states ``(P, d)`` and log-probabilities ``(P, vocab)``.
-
-    ``p_head`` is a float32 matrix product, ``rows`` positions at a time through one
-    reused buffer (fresh per-chunk temporaries grow the heap); its rounding only
-    scales the *difference* of hidden states in :func:`next_token_terms`.  ``vocab_chunk``
-    must be the one the budgets' :func:`next_token_terms` uses (see :data:`VOCAB_CHUNK`).
-    """
-    with torch.inference_mode():
-        lse = _scan_logits(hidden, weight, bias, None, vocab_chunk)[0]
-        p_sum, p_head = _p_sums(logprobs.split(max(1, rows)), weight, min(max(1, rows), len(logprobs)))
-    return FullTerms(hidden.double(), lse, p_sum, p_head)
-
-
-def _p_sums(logprob_chunks, weight: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sum_v p_v`` and ``sum_v p_v W_v`` (float64) per position, from log-probability chunks ``(m, vocab)``."""
-    p = torch.empty(rows, weight.shape[0])
-    p_sum, p_head = [], []
-    for chunk in logprob_chunks:
-        m = len(chunk)
-        torch.exp(chunk, out=p[:m])
-        p_sum.append(p[:m].sum(-1, dtype=torch.float64))
-        p_head.append((p[:m] @ weight).double())
-    return torch.cat(p_sum), torch.cat(p_head)
 
 
 def log_softmax_rows(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -146,7 +119,7 @@ class FullNext:
 
     Kept instead of the ``(P, vocab)`` log-probabilities themselves (100 MB at 512 tokens of
     SmolLM2, 200 MB at 1024): ``top1`` ``(P,)`` the full model's most likely next token,
-    ``target_logp`` ``(P,)`` float32 its log-probability of the actual next token, and the
+    ``target_logp`` ``(P,)`` float64 its log-probability of the actual next token, and the
     :class:`FullTerms` of every budget's KL.
     """
 
@@ -164,22 +137,23 @@ def full_next(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
               rows: int = 64, vocab_chunk: int = VOCAB_CHUNK) -> FullNext:
     """:class:`FullNext` from the full run's last hidden states ``(P, d)`` and the actual next tokens ``(P,)``.
 
-    The log-probabilities are made ``rows`` positions at a time and dropped once summed, so
-    memory holds one ``(rows, vocab)`` slice, never the whole matrix.  ``top1`` comes from the
-    same scan of the logits (:func:`next_token_terms`) as every budget's, so identical runs agree exactly.
+    top-1, log-sum-exp and the targets' logits come from the same scan of the logits as every
+    budget's (:func:`next_token_terms`), so identical runs agree exactly.  ``p`` for ``p_sum`` and
+    ``p_head`` is made ``rows`` positions at a time in one reused buffer (fresh per-chunk temporaries
+    grow the heap), never the whole ``(P, vocab)`` matrix.  ``p_head`` is a float32 matrix product: its
+    rounding only scales the *difference* of hidden states in :func:`next_token_terms`.
     """
     with torch.inference_mode():
-        lse, top1, _ = _scan_logits(hidden, weight, bias, None, vocab_chunk)
-        target_logp = []
-
-        def chunks():
-            for a in range(0, len(hidden), rows):
-                logp = log_softmax_rows(hidden[a:a + rows], weight, bias)
-                target_logp.append(logp.gather(-1, targets[a:a + rows].view(-1, 1)).view(-1))
-                yield logp
-
-        p_sum, p_head = _p_sums(chunks(), weight, max(1, min(rows, len(hidden))))
-    return FullNext(top1, torch.cat(target_logp), FullTerms(hidden.double(), lse, p_sum, p_head))
+        lse, top1, target_logit = _scan_logits(hidden, weight, bias, targets, vocab_chunk)
+        p = torch.empty(max(1, min(rows, len(hidden))), weight.shape[0])
+        p_sum, p_head = [], []
+        for a in range(0, len(hidden), rows):
+            m = min(rows, len(hidden) - a)
+            torch.exp(log_softmax_rows(hidden[a:a + m], weight, bias), out=p[:m])
+            p_sum.append(p[:m].sum(-1, dtype=torch.float64))
+            p_head.append((p[:m] @ weight).double())
+    return FullNext(top1, target_logit.double() - lse, FullTerms(hidden.double(), lse, torch.cat(p_sum),
+                                                                   torch.cat(p_head)))
 
 
 def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor | None,

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from attnviz.metrics import causal_quality, encoder_quality, full_next, full_terms, next_token_terms, perplexity
+from attnviz.metrics import causal_quality, encoder_quality, full_next, next_token_terms, perplexity
 
 # Three positions, vocabulary of 3.  Rows are probability distributions.
 P_FULL = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
@@ -144,7 +144,7 @@ def test_next_token_terms_equal_the_log_softmax_formulas(chunk):
     targets = torch.randint(0, vocab, (rows,), generator=gen)
     logits = hidden @ weight.T + bias
     logp = torch.log_softmax(logits.double(), -1)
-    full = full_terms(hidden_full, logp_full.float(), weight, bias, rows=4, vocab_chunk=chunk)
+    full = full_next(hidden_full, weight, bias, targets, rows=4, vocab_chunk=chunk).terms
     kl, top1, nll = next_token_terms(hidden, weight, bias, targets, full, vocab_chunk=chunk)
     expected_kl = (logp_full.exp() * (logp_full - logp)).sum(-1)
     assert torch.allclose(kl, expected_kl, atol=1e-5)
@@ -158,7 +158,7 @@ def test_next_token_terms_equal_the_log_softmax_formulas(chunk):
 def test_next_token_terms_first_maximum_wins_across_chunks():
     hidden = torch.ones(1, 1)
     weight = torch.tensor([[0.0], [2.0], [1.0], [2.0]])  # the maximum at words 1 and 3, in different chunks
-    full = full_terms(torch.zeros(1, 1), torch.full((1, 4), 0.25).log(), weight, None)
+    full = full_next(torch.zeros(1, 1), weight, None, torch.tensor([0])).terms  # uniform: every logit 0
     _, top1, _ = next_token_terms(hidden, weight, None, torch.tensor([0]), full, vocab_chunk=2)
     assert top1.tolist() == [1]
 
@@ -172,7 +172,7 @@ def test_full_terms_are_the_sums_over_the_vocabulary(rows):
     bias = torch.randn(11, generator=gen)
     logits = hidden @ weight.T + bias
     logp = torch.log_softmax(logits, -1)
-    t = full_terms(hidden, logp, weight, bias, rows=rows)
+    t = full_next(hidden, weight, bias, torch.zeros(7, dtype=torch.long), rows=rows).terms
     p = logp.double().exp()
     assert torch.allclose(t.p_sum, p.sum(-1))
     assert torch.allclose(t.p_head, p @ weight.double(), atol=1e-5)
@@ -195,6 +195,8 @@ def test_full_next_equals_the_textbook_values_without_the_whole_matrix(rows):
     assert torch.equal(nxt.top1, logp.argmax(-1))
     assert torch.allclose(nxt.target_logp.double(), logp.gather(-1, targets.view(-1, 1)).view(-1), atol=1e-5)
     assert nxt.ppl == pytest.approx(perplexity(logp, targets), rel=1e-5)
-    whole = full_terms(hidden, logp.float(), weight, bias, rows=rows, vocab_chunk=4)
-    for name in ("hidden", "lse", "p_sum", "p_head"):
-        assert torch.allclose(getattr(nxt.terms, name), getattr(whole, name), atol=1e-5), name
+    p = logp.exp()
+    assert torch.allclose(nxt.terms.p_sum, p.sum(-1))
+    assert torch.allclose(nxt.terms.lse, (hidden @ weight.T + bias).double().logsumexp(-1), atol=1e-5)
+    assert torch.allclose(nxt.terms.p_head, p @ weight.double(), atol=1e-5)
+    assert torch.equal(nxt.terms.hidden, hidden.double())

@@ -43,19 +43,15 @@ class H2O(Policy):
         if scores.shape[-2] != scores.shape[-1]:
             raise BudgetError("policy 'h2o' here simulates a whole text at once; decoding keeps its cache in "
                               "attnviz.generate instead")
-        real = real_positions(allowed)
-        n = len(real)
-        keep, acc = on_real_tokens(lambda s, a: h2o_prefill(s, a, cache_size(budget, n), view.group),
-                                   scores, allowed, real)
+        keep, acc = on_real_tokens(lambda s, a: h2o_prefill(s, a, cache_size(budget, s.shape[-1]), view.group),
+                                   scores, allowed)
         # The decoding loop continues from the last query's cache and these scores.
         view.memo[("h2o_state", view.layer)] = (acc, keep[::view.group, -1])
         return keep
 
     def keep_many(self, scores, allowed, budgets, view):
-        real = real_positions(allowed)
-        n = len(real)
-        return on_real_tokens(lambda s, a: h2o_prefill_many(s, a, [cache_size(b, n) for b in budgets], view.group),
-                              scores, allowed, real)[0]
+        return on_real_tokens(lambda s, a: h2o_prefill_many(s, a, [cache_size(b, s.shape[-1]) for b in budgets],
+                                                            view.group), scores, allowed)[0]
 
     def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
                       size: int) -> torch.Tensor:
@@ -78,15 +74,16 @@ def real_positions(allowed: torch.Tensor) -> torch.Tensor:
     return (seen.any(dim=0) & seen.any(dim=1)).nonzero().squeeze(-1)
 
 
-def on_real_tokens(simulate, scores: torch.Tensor, allowed: torch.Tensor, real: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def on_real_tokens(simulate, scores: torch.Tensor, allowed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``simulate(scores, allowed) -> (keep, acc)`` run on the real tokens alone, padding put back as dropped.
 
     A padded key must not take a cache slot (nor its NaN weights poison the accumulated attention),
     so the cache is simulated on the text without padding: ``keep`` ``(..., n, n)`` is False in
-    padding rows and columns, ``acc`` ``(..., kv_heads, n)`` 0 at padding positions.
+    padding rows and columns, ``acc`` ``(..., kv_heads, n)`` 0 at padding positions.  ``simulate`` sees
+    the text's real length as its scores' last dimension (a ratio sizes the cache by it).
     """
     n = scores.shape[-1]
+    real = real_positions(allowed)
     if len(real) == n:
         return simulate(scores, allowed)
     keep_real, acc_real = simulate(scores[..., real, :][..., real], allowed[..., real, :][..., real])
