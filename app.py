@@ -7,9 +7,15 @@ navigation; each page lives in ``pages/`` and draws the shared controls itself
 
 import streamlit as st
 
+from attnviz.plugins import PluginError, load_plugins
 from ui.memory import release_free_memory
 
 st.set_page_config(page_title="attnviz: the economics of attention", page_icon="🔦", layout="wide")
+
+try:
+    load_plugins()  # the user's own policies (ATTNVIZ_PLUGINS); imported once, later runs find them loaded
+except PluginError as exc:
+    st.error(f"{exc}. The app runs without it.")
 
 PAGES = [
     st.Page("pages/start.py", title="Attention in one minute", icon="🔦", default=True),

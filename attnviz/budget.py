@@ -1,4 +1,4 @@
-"""A budget: which policy decides the kept keys, and how many it may keep.
+"""A budget: a policy (with its parameters) and how many keys it may keep.
 
 A budget is a plain, hashable value (it travels with each forward call and
 keys the app's caches).  Its size is either an absolute key count ``keys`` or
@@ -10,16 +10,21 @@ may see under the model's own causal/padding mask):
 * ratio ``R``: ``max(1, ceil(R * |A_i| - 1e-9))``
 * keys ``K``: ``min(K, |A_i|)``
 
-``keys`` may also be a tuple with one count per query head, so budgets can
-later be allocated per head (and, through :meth:`Budget.for_layer`, per layer).
+``keys`` may also be a tuple with one count per query head, and
+``layer_keys`` one entry per layer (an int or a per-head tuple), so a total
+can be allocated unevenly (resolved per layer by :meth:`Budget.for_layer`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from .policies.base import Policy
 
 __all__ = ["Budget", "BudgetError", "keep_counts"]
 
@@ -30,19 +35,38 @@ class BudgetError(ValueError):
 
 @dataclass(frozen=True)
 class Budget:
-    """What to keep: ``policy`` name, and exactly one of ``keys`` or ``ratio`` (unless ``full``).
+    """What to keep: a ``policy`` instance, and exactly one of ``keys`` or ``ratio`` (unless the reference).
 
-    ``sinks`` is used by ``sink_window`` (StreamingLLM's attention sinks);
-    ``seed`` by ``random``.  ``layer_keys`` optionally overrides ``keys`` per
-    layer (a tuple indexed by layer; each entry an int or a per-head tuple).
+    ``policy`` may be given as a registered name, meaning that policy with its
+    default parameters (``Budget("topk", keys=8)``); :meth:`of` takes parameters too.
     """
 
-    policy: str = "full"
+    policy: Policy | str = "full"
     keys: int | tuple[int, ...] | None = None
     ratio: float | None = None
-    sinks: int = 4
-    seed: int = 0
     layer_keys: tuple[int | tuple[int, ...], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.policy, str):
+            from .policies import get_policy  # the registry imports this module
+
+            object.__setattr__(self, "policy", get_policy(self.policy))
+
+    @classmethod
+    def of(cls, policy: str, *, keys: int | tuple[int, ...] | None = None, ratio: float | None = None,
+           layer_keys: tuple | None = None, **params: Any) -> Budget:
+        """The budget of the policy registered as ``policy`` with ``params`` (e.g. ``sinks=2``).
+
+        A parameter the policy does not have raises :class:`BudgetError`.
+        """
+        from .policies import get_policy
+
+        return cls(get_policy(policy, **params), keys=keys, ratio=ratio, layer_keys=layer_keys)
+
+    @property
+    def name(self) -> str:
+        """The policy's registered name."""
+        return self.policy.name
 
     def for_layer(self, layer: int) -> Budget:
         """This budget as it applies to one layer (resolves ``layer_keys``)."""
@@ -51,21 +75,20 @@ class Budget:
         return replace(self, keys=self.layer_keys[layer], layer_keys=None)
 
     @property
-    def label(self) -> str:
-        """Short human label, e.g. ``topk K=32`` or ``window R=0.25``."""
-        if self.policy == "full":
-            return "full"
+    def size_label(self) -> str:
+        """The size alone, e.g. ``K=32``, ``R=0.25``, ``p=0.9`` or ``per-layer K`` (empty for the reference)."""
+        if self.policy.reference:
+            return ""
         if self.layer_keys is not None:
-            size = "per-layer K"
-        elif self.keys is not None:
-            size = f"K={self.keys}" if isinstance(self.keys, int) else "per-head K"
-        elif self.policy == "topp":
-            size = f"p={self.ratio:g}"
-        else:
-            size = f"R={self.ratio:g}"
-        extra = f" S={self.sinks}" if self.policy == "sink_window" else ""
-        extra += f" seed={self.seed}" if self.policy == "random" else ""
-        return f"{self.policy} {size}{extra}"
+            return "per-layer K"
+        if self.keys is not None:
+            return f"K={self.keys}" if isinstance(self.keys, int) else "per-head K"
+        return f"{self.policy.ratio_symbol}={self.ratio:g}" if self.ratio is not None else ""
+
+    @property
+    def label(self) -> str:
+        """Short human label: the policy, its size and its parameters, e.g. ``sink_window K=32 S=4``."""
+        return " ".join(part for part in (self.policy.name, self.size_label, *self.policy.param_labels()) if part)
 
     def key_sizes(self) -> list[int]:
         """Every key count this budget names (over layers and heads); empty for a ratio."""
@@ -74,18 +97,33 @@ class Budget:
 
     def check_size(self) -> None:
         """Raise :class:`BudgetError` unless exactly one well-formed size is given."""
-        if self.policy == "full":
+        if self.policy.reference:
             return
         has_keys = self.keys is not None or self.layer_keys is not None
         if has_keys == (self.ratio is not None):
-            raise BudgetError(f"policy '{self.policy}' needs exactly one of a key count or a ratio")
-        if self.ratio is not None and not (0.0 < self.ratio <= 1.0) or (
-            self.ratio is not None and math.isnan(self.ratio)
-        ):
+            raise BudgetError(f"policy '{self.name}' needs exactly one of a key count or a ratio")
+        if self.ratio is not None and (math.isnan(self.ratio) or not 0.0 < self.ratio <= 1.0):
             raise BudgetError(f"budget ratio must be in (0, 1], got {self.ratio}")
         for k in self.key_sizes():
             if k < 1:
                 raise BudgetError(f"key count must be at least 1, got {k}")
+
+    def to_json(self) -> dict:
+        """The budget's fields of a result row: policy, size, legacy ``sinks``/``seed``, and every parameter."""
+        params = self.policy.params()
+        keys = self.keys if self.keys is None or isinstance(self.keys, int) else list(self.keys)
+        return {"policy": self.name, "keys": keys, "budget": self.ratio, "sinks": params.get("sinks"),
+                "seed": params.get("seed"), "params": params}
+
+    @classmethod
+    def from_json(cls, row: dict) -> Budget:
+        """The budget of a result row (:meth:`to_json`); :class:`BudgetError` if its policy is not registered."""
+        params = row.get("params")
+        if params is None:  # rows written before policies owned their parameters
+            params = {k: row[k] for k in ("sinks", "seed") if row.get(k) is not None}
+        keys = row.get("keys")
+        return cls.of(row["policy"], keys=tuple(keys) if isinstance(keys, list) else keys, ratio=row.get("budget"),
+                      **params)
 
 
 def keep_counts(allowed_counts: torch.Tensor, budget: Budget) -> torch.Tensor:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .budget import Budget
+from .budget import Budget, keep_counts
 from .kernel import attention_scores, masked_softmax, mix_values
-from .policies import LayerView, get_policy
+from .policies import LayerView, Policy
 
 __all__ = ["BudgetRun", "RowStats", "Segment"]
 
@@ -125,7 +125,7 @@ class BudgetRun:
 
     def __post_init__(self) -> None:
         self.budgets = list(self.budgets)
-        self.policies = [get_policy(b.policy) for b in self.budgets]
+        self.policies = [b.policy for b in self.budgets]
         for p, b in zip(self.policies, self.budgets, strict=True):
             p.validate(b, self.causal)
         self.stats = [RowStats() for _ in self.budgets]
@@ -138,7 +138,7 @@ class BudgetRun:
             if not self.causal or self.observers:
                 raise ValueError("a packed run needs a causal model and no observers")
             first = self.segments[0]
-            if self.prefix_kv is None and (first.start or first.prefix or self.budgets[0].policy != "full"):
+            if self.prefix_kv is None and (first.start or first.prefix or not self.policies[0].reference):
                 raise ValueError("without prefix_kv the first segment must be the full run of the whole text")
             resumes = any(s.prefix and not p.rowwise for s, p in zip(self.segments, self.policies, strict=True))
             if resumes and self.prefix_kv is not None and self.prefix_queries is None:
@@ -254,10 +254,10 @@ class BudgetRun:
         full run's queries.  Segments of one policy decide together (its ``keep_many``: one
         loop over queries serves them all) while their scores fit in :data:`TOGETHER_BYTES`.
         """
-        groups: dict[str, list[int]] = {}
+        groups: dict[Policy, list[int]] = {}
         for b, pol in enumerate(self.policies):
             if not pol.rowwise:
-                groups.setdefault(pol.name, []).append(b)
+                groups.setdefault(pol, []).append(b)  # one policy with one set of parameters
         decided = {}
         hq = query.shape[1]
         for members in groups.values():
@@ -270,7 +270,7 @@ class BudgetRun:
                 scores = torch.stack([self._whole_scores(b, layer, query, key) for b in part])
                 if bias is not None:
                     scores.add_(bias)  # policies see -inf where forbidden
-                view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
+                view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.policy_memo(part[0]))
                 keeps = self.policies[part[0]].keep_many(scores, allowed,
                                                          [self.budgets[b].for_layer(layer) for b in part], view)
                 decided.update({b: (scores[i], keeps[i]) for i, b in enumerate(part)})
@@ -288,6 +288,24 @@ class BudgetRun:
         k = torch.cat([pk[:, :, :seg.prefix], k], dim=2)
         rows = torch.cat([pq[:, :, :seg.prefix], query[:, :, new]], dim=2)
         return attention_scores(rows, k, 1.0)[0]
+
+    def policy_memo(self, b: int) -> dict:
+        """The memo of row ``b``'s policy: one namespace per policy class, shared by its budgets and layers."""
+        return self.memo.setdefault(("policy", type(self.policies[b])), {})
+
+    def _view(self, b: int, layer: int, allowed: torch.Tensor, group: int) -> LayerView:
+        """What row ``b``'s policy may know about ``layer``, with the keys each row may keep (``counts``)."""
+        budget = self.budgets[b].for_layer(layer)
+        return LayerView(layer=layer, causal=self.causal, group=group, memo=self.policy_memo(b),
+                         count_rows=lambda: self._counts(budget, allowed))
+
+    def _counts(self, budget: Budget, allowed: torch.Tensor) -> torch.Tensor:
+        """Keys per row ``(heads or 1, q)`` under ``allowed`` ``(1, q, k)``: the budget's size made into counts
+        (the same in every layer and for every policy of one size, so memoised for the call)."""
+        key = ("counts", budget.keys, budget.ratio, allowed.data_ptr(), tuple(allowed.shape))
+        if key not in self.memo:
+            self.memo[key] = keep_counts(allowed.sum(-1), budget)
+        return self.memo[key]
 
     def _causal(self, q_len: int, k_len: int) -> torch.Tensor:
         """bool ``(1, q_len, k_len)``: the last ``q_len`` positions of a causal text of ``k_len``, memoised."""
@@ -329,8 +347,7 @@ class BudgetRun:
         if facts.empty_rows:  # exp(-inf - -inf) = NaN on rows with no allowed key: zeros, as SDPA gives
             weights = torch.nan_to_num_(weights, nan=0.0)
         if keep is _ASK:
-            view = LayerView(layer=layer, causal=self.causal, group=hq // hkv, memo=self.memo)
-            keep = policy.keep(scores, allowed, budget.for_layer(layer), view)
+            keep = policy.keep(scores, allowed, budget.for_layer(layer), self._view(b, layer, allowed, hq // hkv))
         n_allowed = facts.pairs * hq
         stat.allowed_pairs += n_allowed
         stat.mass_rows += facts.live_rows * hq
@@ -342,6 +359,8 @@ class BudgetRun:
             return weights, None
         if facts.bias is not None:
             keep = keep & allowed  # a policy's contract, enforced: never a key the model forbids
+        if not policy.fills_counts:
+            keep = _best_key_for_empty_rows(keep, scores, allowed)
         kept_w = weights.mul_(keep.to(weights.dtype))  # an explicit cast: mul_ by a bool tensor is 3x slower
         mass = kept_w.sum(-1, keepdim=True)
         stat.mass_sum += float(mass.sum())
@@ -361,6 +380,22 @@ class BudgetRun:
         elif last:
             stat.kv_keys += facts.last_keys * hkv
         return kept_w, keep
+
+
+def _best_key_for_empty_rows(keep: torch.Tensor, scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """``keep`` with each row that kept no key but may see one given its best-scoring allowed key.
+
+    A softmax over no key has no value to return; a plug-in's rule may leave a row empty
+    (every other key: row 0 with only odd keys), so the engine decides that row, and
+    the key counts in the density like any other.  ``scores`` ``(q_heads, q, k)`` are -inf where forbidden.
+    """
+    need = ~keep.any(-1) & allowed.any(-1)  # (heads or 1, q)
+    if not bool(need.any()):
+        return keep
+    keep = keep.expand(scores.shape[0], -1, -1).clone()
+    best = scores.argmax(-1, keepdim=True)
+    keep.scatter_(-1, best, keep.gather(-1, best) | need.expand(scores.shape[0], -1).unsqueeze(-1))
+    return keep
 
 
 class _Captured:

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from .budget import Budget, BudgetError
-from .policies import POLICIES, get_policy
+from .frontier import row_label
+from .plugins import PluginError, load_plugins
+from .policies import POLICIES
 from .text import DEFAULT_MAX_TOKENS, TextError
 
 __all__ = ["main", "budgets_from_args"]
@@ -49,10 +51,28 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _param(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    return name.strip(), value
+
+
+def _policies_help() -> str:
+    """Every registered policy (plug-ins included), its summary and its parameters, for ``sweep --help``."""
+    lines = ["policies:"]
+    for name, cls in POLICIES.items():
+        lines.append(f"  {name:<13} {cls.summary}")
+        for p in cls.parameters():
+            lines.append(f"  {'':<13}   --param {p.name}=VALUE  {p.help or ''} ({p.allowed()}; default {p.default})")
+    return "\n".join(lines)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="python -m attnviz", description="attnviz: attention budgets on real transformers")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sw = sub.add_parser("sweep", help="quality and compute of a policy at one or more budgets")
+    sw = sub.add_parser("sweep", help="quality and compute of a policy at one or more budgets",
+                        epilog=_policies_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sw.add_argument("--model", default="smollm2", help="smollm2 (default), minilm, or a Hugging Face id / folder")
     src = sw.add_mutually_exclusive_group()
     src.add_argument("--text", help="the text to analyse")
@@ -62,8 +82,10 @@ def _parser() -> _Parser:
                     help="keep K keys per query (repeatable; one row each)")
     sw.add_argument("--budget", type=_ratio, action="append", default=[], metavar="R",
                     help="keep a ratio R in (0, 1] of each query's keys; for topp the mass p (repeatable)")
-    sw.add_argument("--sinks", type=int, default=4, metavar="S", help="sink_window: first S tokens kept (default 4)")
-    sw.add_argument("--seed", type=int, default=0, help="random: seed (default 0)")
+    sw.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter of the policy (repeatable; see the list below)")
+    sw.add_argument("--sinks", default=None, metavar="S", help="short for --param sinks=S (sink_window, default 4)")
+    sw.add_argument("--seed", default=None, help="short for --param seed=N (random, default 0)")
     sw.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_MAX_TOKENS,
                     help=f"cap on the text length in tokens (default {DEFAULT_MAX_TOKENS})")
     sw.add_argument("--batch-size", type=_positive_int, default=None, help="budgets per batched forward")
@@ -75,22 +97,35 @@ def _parser() -> _Parser:
     return parser
 
 
-def budgets_from_args(policy: str, keys: list[int], ratios: list[float], sinks: int, seed: int) -> list[Budget]:
+def budgets_from_args(policy: str, keys: list[int], ratios: list[float], params: dict[str, str] | None = None
+                      ) -> list[Budget]:
     """One budget per ``--keys`` then per ``--budget``, in the order given; validated (BudgetError)."""
-    pol = get_policy(policy)
-    if policy == "full":
+    pol = POLICIES.from_text(policy, params or {})
+    if pol.reference:
         if keys or ratios:
-            raise BudgetError("policy 'full' keeps every key: give no --keys or --budget")
-        return [Budget("full")]
-    if not keys and not ratios:
-        raise BudgetError(f"policy '{policy}' needs a size: --keys K or --budget R")
-    if pol.ratio_only and keys:
-        raise BudgetError(f"policy '{policy}' takes a probability mass p with --budget, not --keys")
-    budgets = [Budget(policy, keys=k, sinks=sinks, seed=seed) for k in keys]
-    budgets += [Budget(policy, ratio=r, sinks=sinks, seed=seed) for r in ratios]
+            raise BudgetError(f"policy '{policy}' keeps every key: give no --keys or --budget")
+        budgets = [Budget(pol)]
+    else:
+        if not keys and not ratios:
+            raise BudgetError(f"policy '{policy}' needs a size: --keys K or --budget R")
+        if pol.ratio_only and keys:
+            raise BudgetError(f"policy '{policy}' takes a probability mass p with --budget, not --keys")
+        budgets = [Budget(pol, keys=k) for k in keys] + [Budget(pol, ratio=r) for r in ratios]
     for b in budgets:
         pol.validate(b, causal=True)  # the model's own fit is checked once it is loaded
     return budgets
+
+
+def _params_from_args(args) -> dict[str, str]:
+    """``--param`` pairs, with ``--sinks``/``--seed`` as short forms; a name given twice is an error."""
+    pairs = list(args.param)
+    pairs += [(name, value) for name, value in (("sinks", args.sinks), ("seed", args.seed)) if value is not None]
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise UsageError(f"parameter {name} is given twice")
+        params[name] = value
+    return params
 
 
 def _read_text(args) -> str:
@@ -126,14 +161,11 @@ def _table(result: dict) -> str:
     lines = [f"{result['model']}: {result['n_tokens']} tokens ({result['weights']})", head]
     for row in result["rows"]:
         q, c = row["quality"], row["compute"]
-        size = "" if row["policy"] == "full" else (f" K={row['keys']}" if row["keys"] is not None
-                                                   else f" R={row['budget']:g}")
-
         def fmt(v, spec):
             return format(v, spec) if v is not None else "-".rjust(len(format(0.0, spec)))
 
         kv_mb = None if c["kv_bytes"] is None else c["kv_bytes"] / 2**20
-        lines.append(" ".join([f"{row['policy'] + size:<22}", f"{row['density']:>8.3f}", fmt(q["kl"], "9.4f"),
+        lines.append(" ".join([f"{row_label(row):<22}", f"{row['density']:>8.3f}", fmt(q["kl"], "9.4f"),
                                fmt(q["top1"], "7.3f"), fmt(q["ppl"], "10.2f"), f"{q['mass_kept']:>7.3f}",
                                f"{c['attn_flops'] / 1e9:>9.3f}", f"{c['total_flops'] / 1e9:>10.2f}",
                                fmt(kv_mb, "8.2f"), f"{c['seconds']:>7.2f}"]))
@@ -147,16 +179,15 @@ def _sweep(args) -> int:
     text = _read_text(args)
     if not text.strip():
         raise TextError("the text is empty: give some text to analyse")
-    budgets = budgets_from_args(args.policy, args.keys, args.budget, args.sinks, args.seed)
-    from .measure import encode_for, sweep
+    budgets = budgets_from_args(args.policy, args.keys, args.budget, _params_from_args(args))
+    from .measure import encode_for, sweep, validate_budgets
     from .models import load_model
 
     _quiet_libraries()
     if sys.stderr.isatty():  # on a terminal a person waits ~30 s on a first start: say why
         print(f"loading model {args.model} ...", file=sys.stderr, flush=True)
     lm = load_model(args.model)
-    for b in budgets:
-        get_policy(b.policy).validate(b, lm.causal)
+    validate_budgets(budgets, lm.causal)
     encode_for(lm, text, args.max_tokens)  # a text the model cannot use fails here, before any progress line
     # Everything that could be bad input has been checked: from here on progress goes to stderr.
     _progress(f"model {lm.name} loaded in {lm.load_seconds:.1f} s: {lm.weights}")
@@ -177,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelLoadError
 
     try:
+        load_plugins()  # before the parser: a plug-in's policies are among its choices
         args = _parser().parse_args(argv)
         if args.command == "sweep":
             return _sweep(args)
         from .bench import run_bench
 
         return run_bench(tokens=args.tokens, repeat=args.repeat, as_json=args.json)
-    except (UsageError, BudgetError, TextError, ModelLoadError) as exc:
+    except (UsageError, BudgetError, TextError, ModelLoadError, PluginError) as exc:
         print(f"attnviz: error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .budget import Budget, BudgetError
+
 __all__ = ["pareto_front", "frontier_rows", "row_label", "HIGHER_IS_BETTER", "LOWER_IS_BETTER", "COST_KEYS"]
 
 # Quality keys of a row's "quality" block (attnviz.measure.Row.to_json) and which way is better.
@@ -58,20 +60,15 @@ def _value(row: dict, key: str) -> float:
 
 
 def row_label(row: dict) -> str:
-    """A short label for a sweep row, e.g. ``window K=64``, ``topk R=0.25``, ``sink_window K=64 S=4``."""
-    policy = row.get("policy", "?")
-    if policy == "full":
-        return "full"
-    keys, ratio = row.get("keys"), row.get("budget")
-    if keys is not None:
-        size = f"K={keys}" if isinstance(keys, int) else "per-head K"
-    elif ratio is not None:
-        size = f"p={ratio:g}" if policy == "topp" else f"R={ratio:g}"
-    else:
-        size = ""
-    extra = f" S={row['sinks']}" if row.get("sinks") is not None else ""
-    extra += f" seed={row['seed']}" if row.get("seed") is not None else ""
-    return f"{policy} {size}{extra}".strip()
+    """A short label for a sweep row, e.g. ``window K=64``, ``topp p=0.9``, ``sink_window K=64 S=4``:
+    the label of its budget (:attr:`attnviz.budget.Budget.label`), or its policy name and size when
+    the row's policy is not registered here (a plug-in not loaded)."""
+    try:
+        return Budget.from_json(row).label
+    except (BudgetError, KeyError, TypeError):
+        size = f"K={row['keys']}" if row.get("keys") is not None else (
+            f"R={row['budget']:g}" if row.get("budget") is not None else "")
+        return f"{row.get('policy', '?')} {size}".strip()
 
 
 def frontier_rows(rows_json: Sequence[dict], x: str = "density", y: str = "kl") -> list[dict]:

@@ -1,13 +1,14 @@
 """Greedy decoding under an attention budget (our own loop: ``generate()`` rejects extra kwargs).
 
-* Oracle policies (``topk``, ``topp``, ``random``, ``full``) keep the whole KV
-  cache and apply the policy to each new query's row over it.
-* Evicting policies (``window``, ``sink_window``, ``h2o``) keep a cache of a
-  fixed size ``K`` and really drop keys from it: after the prompt, the cache is
-  cut to what the last prompt token kept; before each new token joins a full
-  cache, the policy names one victim per KV head, which is removed from the
-  cache tensors.  ``h2o`` carries its accumulated-attention scores across steps.
-  With a ratio budget, ``K = ceil(R * prompt tokens)``.
+* Policies that do not evict (``topk``, ``topp``, ``random``, ``full``) keep the
+  whole KV cache and apply the policy to each new query's row over it.
+* Evicting policies (``window``, ``sink_window``, ``h2o``: :attr:`Policy.evicts`)
+  keep a cache of a fixed size ``K`` and really drop keys from it: after the
+  prompt, the cache is cut to what the policy keeps (:meth:`Policy.prompt_cache`);
+  before each new token joins a full cache, the policy names one victim per KV
+  head (:meth:`Policy.decode_victim`), which is removed from the cache tensors.
+  A policy that evicts by attention received (``h2o``) gets each step's
+  attention added to its keys' scores.  With a ratio budget, ``K = ceil(R * prompt tokens)``.
 
 Every step's KV-cache size is *counted* (keys held, summed over layers and KV
 heads); bytes = keys x 2 (K and V) x d_head x bytes per value.
@@ -15,7 +16,6 @@ heads); bytes = keys x 2 (K and V) x d_head x bytes per value.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -24,7 +24,7 @@ import torch
 from .budget import Budget
 from .budget_context import BudgetRun
 from .compute import model_shape
-from .policies import LayerView, get_policy
+from .policies import LayerView
 from .text import DEFAULT_MAX_TOKENS, TextError, encode
 from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk
 from .workers import side_by_side
@@ -62,12 +62,6 @@ def first_divergence(a: list[int], b: list[int]) -> int | None:
     return None
 
 
-def _cache_size(budget: Budget, n_prompt: int) -> int:
-    if budget.ratio is not None:
-        return max(1, math.ceil(budget.ratio * n_prompt - 1e-9))
-    return int(budget.keys)
-
-
 def _gather_slots(t: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
     """Pick ``slots`` ``(kv_heads, m)`` along the sequence axis of ``t`` ``(1, kv_heads, L, d)``."""
     return torch.gather(t, 2, slots[None, :, :, None].expand(1, -1, -1, t.shape[-1]))
@@ -90,7 +84,7 @@ def generate(lm, prompt: str, budget: Budget, max_new_tokens: int = 32,
     """
     if not lm.causal:
         raise TextError("generation needs a causal (left-to-right) language model; this one is an encoder")
-    policy = get_policy(budget.policy)
+    policy = budget.policy
     policy.validate(budget, causal=True)
     if max_new_tokens < 1:
         raise TextError("ask for at least one new token")
@@ -108,7 +102,7 @@ def generate(lm, prompt: str, budget: Budget, max_new_tokens: int = 32,
 
     run = BudgetRun([budget], causal=True)
     hidden, cache, _ = run_trunk(lm.model, ids, run, keep_cache=True)
-    size = _cache_size(budget, n) if policy.evicts else 0
+    size = policy.cache_size(budget, n) if policy.evicts else 0
     if policy.evicts:
         cache, positions, acc = _compress_after_prompt(lm.model, cache, run, budget, n, shape)
     for step in range(max_new_tokens):
@@ -127,7 +121,8 @@ def generate(lm, prompt: str, budget: Budget, max_new_tokens: int = 32,
                 positions = [_drop_slot(p, vic) for p, vic in zip(positions, victims, strict=True)]
                 acc = [_drop_slot(a, vic) for a, vic in zip(acc, victims, strict=True)]
             # The cache now *is* the kept set: attend to all of it.
-            step_run = BudgetRun([Budget("full")], causal=True, capture="all" if budget.policy == "h2o" else None)
+            capture = "all" if policy.decode_needs_attention else None
+            step_run = BudgetRun([Budget("full")], causal=True, capture=capture)
         else:
             step_run = BudgetRun([budget], causal=True)
         hidden, cache, _ = run_trunk(lm.model, torch.tensor([[token]]), step_run, cache=cache,
@@ -135,7 +130,7 @@ def generate(lm, prompt: str, budget: Budget, max_new_tokens: int = 32,
         if policy.evicts:
             positions = [torch.cat([p, torch.full((p.shape[0], 1), pos)], dim=1) for p in positions]
             acc = [torch.cat([a, torch.zeros(a.shape[0], 1, dtype=a.dtype)], dim=1) for a in acc]
-            for layer, w in step_run.weights.items():  # h2o: (1, q_heads, 1, cache), this step's attention
+            for layer, w in step_run.weights.items():  # (1, q_heads, 1, cache): this step's attention
                 acc[layer] += w[0, :, 0].float().view(shape.kv_heads, -1, w.shape[-1]).sum(1)
     out.seconds = time.perf_counter() - t0
     return out
@@ -169,17 +164,10 @@ def _compress_after_prompt(model, cache, run: BudgetRun, budget: Budget, n: int,
     ``(kv_heads, kept)``.
     """
     kv = cache_tensors(cache)
-    policy = get_policy(budget.policy)
     layers, positions, accs = [], [], []
     for layer, (k, v) in enumerate(kv):
-        if budget.policy == "h2o":
-            acc, last = run.memo[("h2o_state", layer)]  # (kv_heads, n), bool (kv_heads, n)
-        else:
-            allowed = torch.ones(1, 1, n, dtype=torch.bool)
-            view = LayerView(layer=layer, causal=True, group=shape.q_heads // shape.kv_heads)
-            keep = policy.keep(torch.zeros(1, 1, n), allowed, budget, view)
-            last = (allowed if keep is None else keep)[0].expand(shape.kv_heads, n)
-            acc = torch.zeros(shape.kv_heads, n)
+        view = LayerView(layer=layer, causal=True, group=shape.q_heads // shape.kv_heads, memo=run.policy_memo(0))
+        last, acc = budget.policy.prompt_cache(budget.for_layer(layer), n, shape.kv_heads, view)
         slots = torch.arange(n).expand(shape.kv_heads, -1)[last].view(shape.kv_heads, -1)
         layers.append((_gather_slots(k, slots), _gather_slots(v, slots)))
         positions.append(slots.clone())

@@ -25,13 +25,12 @@ from .budget import Budget
 from .budget_context import BudgetRun, RowStats, Segment
 from .compute import Shape, compute_costs, linear_params, model_shape
 from .metrics import CausalSums, FullNext, FullTerms, encoder_quality, full_next, next_token_terms
-from .policies import get_policy
 from .text import DEFAULT_MAX_TOKENS, Encoded, encode
 from .trunk import cache_tensors, make_cache, run_trunk, trunk_and_head
 from .workers import side_by_side
 
 __all__ = ["Reference", "Row", "attention_weights", "reference_pass", "budget_pass", "reference_and_budgets", "sweep",
-           "encode_for", "default_batch_size"]
+           "validate_budgets", "encode_for", "default_batch_size"]
 
 Capture = str | Iterable[int] | None
 
@@ -106,11 +105,15 @@ class Row:
     keep: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        b = self.budget
-        keys = b.keys if b.keys is None or isinstance(b.keys, int) else list(b.keys)
-        return {"policy": b.policy, "keys": keys, "budget": b.ratio, "sinks": b.sinks if b.policy == "sink_window"
-                else None, "seed": b.seed if b.policy == "random" else None, "density": self.density,
-                "quality": self.quality, "compute": self.compute}
+        """The JSON row: the budget's fields (:meth:`Budget.to_json`), density, quality and compute."""
+        return {**self.budget.to_json(), "density": self.density, "quality": self.quality, "compute": self.compute}
+
+
+def validate_budgets(budgets: Iterable[Budget], causal: bool) -> None:
+    """Raise :class:`~attnviz.budget.BudgetError` (one line naming the policy and the reason) for the first
+    budget unfit for a model with this masking: the one check every entry point makes before any work."""
+    for b in budgets:
+        b.policy.validate(b, causal)
 
 
 def encode_for(lm, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Encoded:
@@ -241,8 +244,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     *mask simulation* of sparse attention, no faster than full attention.
     ``progress(done, total)`` is called after each pass, from the calling thread.
     """
-    for b in budgets:  # fail fast, before any forward
-        BudgetRun([b], causal=lm.causal)
+    validate_budgets(budgets, lm.causal)  # fail fast, before any forward
     if lm.causal and ref.next is None:
         raise ValueError("this reference was made without what budgets are compared against (for_budgets=False)")
     can_pack = lm.causal and ref.kv is not None and not observers and _in_reference(capture, ref)
@@ -303,8 +305,7 @@ def _exact_prefixes(budgets: Sequence[Budget], n: int, resumable: bool = True) -
     ``resumable``: the full run's queries are at hand, so a policy that is not rowwise
     (``h2o``) can score its prefix rows without recomputing them (a packed pass); else 0 for it.
     """
-    policies = [get_policy(b.policy) for b in budgets]
-    return [p.exact_prefix(b, n) if p.rowwise or resumable else 0 for p, b in zip(policies, budgets, strict=True)]
+    return [b.policy.exact_prefix(b, n) if b.policy.rowwise or resumable else 0 for b in budgets]
 
 
 def _capture_layers(capture: Capture, layers: int) -> list[int]:
@@ -502,8 +503,7 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
     budgets (its tokens go through the linear layers with theirs); the rows
     equal those of the two separate calls.
     """
-    for b in budgets:
-        BudgetRun([b], causal=lm.causal)
+    validate_budgets(budgets, lm.causal)
     if not lm.causal or not budgets:
         ref = reference_pass(lm, encoded)
         return ref, budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
@@ -521,8 +521,7 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
 def sweep(lm, text: str, budgets: Sequence[Budget], max_tokens: int = DEFAULT_MAX_TOKENS,
           batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Reference + budgets on ``text``; the JSON object of ``python -m attnviz sweep --json``."""
-    for b in budgets:
-        BudgetRun([b], causal=lm.causal)
+    validate_budgets(budgets, lm.causal)
     encoded = encode_for(lm, text, max_tokens)
     _, rows = reference_and_budgets(lm, encoded, budgets, progress=progress, batch_size=batch_size)
     return {

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .budget import Budget
 from .kernel import AttentionSteps, attention_steps
-from .policies import POLICIES, LayerView
+from .policies import LayerView, TopK
 
 __all__ = [
     "DEFAULT_TOKENS",
@@ -134,8 +134,9 @@ def head_steps(q, k, v, causal: bool = False, top_k: int | None = None) -> HeadR
     full = attention_steps(q, k, v, causal=causal)
     if top_k is None:
         return HeadRun(steps=full, allowed=full.mask, budget_keep=None)
-    view = LayerView(layer=0, causal=causal, group=1)
-    keep = POLICIES["topk"].keep(full.masked[None], full.mask[None], Budget(policy="topk", keys=int(top_k)), view)
+    budget, allowed = Budget(TopK(), keys=int(top_k)), full.mask[None]
+    view = LayerView.for_budget(0, causal, 1, allowed, budget)
+    keep = budget.policy.keep(full.masked[None], allowed, budget, view)
     keep = keep.expand(1, *full.mask.shape)[0] & full.mask
     return HeadRun(steps=attention_steps(q, k, v, causal=causal, keep=keep), allowed=full.mask, budget_keep=keep)
 

@@ -5,10 +5,12 @@ import json
 
 import streamlit as st
 
+from attnviz.budget import Budget
 from attnviz.figures import attention_heatmap, changed_predictions_html, difference_heatmap
 from attnviz.policies import POLICIES
 from attnviz.tokens import token_labels
 from ui.cached import SHARED_LAYER, get_row
+from ui.params import policy_controls
 from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
@@ -23,7 +25,7 @@ st.markdown(
     "**Measured** numbers come from the rerun; **counted** numbers from the formulas on the *Methods* page."
 )
 
-POLICY_NAMES = [p for p in POLICIES if p != "full"]
+POLICY_NAMES = [name for name, cls in POLICIES.items() if not cls.reference]
 policy = page_param("policy", "topk")
 if policy not in POLICY_NAMES:
     st.session_state["policy"] = policy = "topk"
@@ -33,8 +35,6 @@ page_param("head", 9, int)
 mode = page_param("mode", "keys")
 keys_value = page_param("k", 16, int)
 ratio_value = page_param("r", 0.25, float)
-sinks_value = page_param("sinks", 4, int)
-seed_value = page_param("seed", 0, int)
 
 analysis = None
 with st.container():
@@ -53,7 +53,7 @@ if analysis is not None:
         st.session_state["layer"] = min(max(1, st.session_state["layer"]), shape.layers)
     if not 1 <= st.session_state["head"] <= shape.q_heads:
         st.session_state["head"] = min(max(1, st.session_state["head"]), shape.q_heads)
-    pol = POLICIES[policy]
+    pol_cls = POLICIES[policy]
 
     @st.fragment
     def budget_view() -> None:
@@ -62,38 +62,34 @@ if analysis is not None:
 
     def budget_parts() -> None:
         a, b, c, d = st.columns(4)
-        if pol.ratio_only:
+        if pol_cls.ratio_only:
             st.session_state["mode"] = "ratio"
         a.radio("Budget as", ["keys", "ratio"], key="mode", horizontal=True, on_change=remember, args=("mode",),
-                disabled=pol.ratio_only, format_func={"keys": "keys per query (K)", "ratio": "share of keys"}.get)
+                disabled=pol_cls.ratio_only, format_func={"keys": "keys per query (K)", "ratio": "share of keys"}.get)
         keys = ratio = None
-        sinks = int(st.session_state["sinks"])
-        if policy == "sink_window":
-            d.number_input("Sinks S (first tokens always kept)", 0, 64, key="sinks", on_change=remember,
-                           args=("sinks",))
-            sinks = int(st.session_state["sinks"])
-        if policy == "random":
-            d.number_input("Seed", 0, 10_000, key="seed", on_change=remember, args=("seed",))
+        # Links made before parameters had keys of their own said sinks= and seed=.
+        pol = policy_controls(pol_cls, columns=[d], legacy={"sinks": "sinks", "seed": "seed"})
         if st.session_state["mode"] == "keys":
-            low = sinks + 1 if policy == "sink_window" else 1
+            low = pol.min_keys
             high = max(n, low + 1)
             if not low <= st.session_state["k"] <= high:
                 st.session_state["k"] = min(max(low, 16), high)
             b.slider("Keys kept per query, K", low, high, key="k", on_change=remember, args=("k",))
             keys = int(st.session_state["k"])
         else:
-            label = "Attention mass p" if policy == "topp" else "Share of each query's keys, R"
+            symbol = pol_cls.ratio_symbol
+            label = f"Attention mass {symbol}" if pol_cls.ratio_only else f"Share of each query's keys, {symbol}"
             b.slider(label, 0.01, 1.0, key="r", step=0.01, on_change=remember, args=("r",))
             ratio = float(st.session_state["r"])
         c.number_input("Layer", 1, shape.layers, key="layer", on_change=remember, args=("layer",))
         c.number_input("Head", 1, shape.q_heads, key="head", on_change=remember, args=("head",))
         layer, head = int(st.session_state["layer"]) - 1, int(st.session_state["head"]) - 1
         sync_url(policy=policy, mode=st.session_state["mode"], k=keys, r=ratio, layer=layer + 1, head=head + 1,
-                 sinks=sinks if policy == "sink_window" else None,
-                 seed=st.session_state["seed"] if policy == "random" else None)
+                 sinks=None, seed=None)  # (the old keys: policy_controls keeps the parameters now)
 
-        row = attempt(lambda: get_row(controls.model, controls.text, controls.max_tokens, policy, keys, ratio,
-                                      sinks, int(st.session_state["seed"]), layer=layer), "Running the budget")
+        budget = Budget(pol, keys=keys, ratio=ratio)
+        row = attempt(lambda: get_row(controls.model, controls.text, controls.max_tokens, budget, layer=layer),
+                      "Running the budget")
         if row is None:
             return
         show_metrics(row, ref)

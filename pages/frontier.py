@@ -9,11 +9,11 @@ import streamlit as st
 
 from attnviz.figures import attention_share_plot, frontier_plot
 from attnviz.frontier import frontier_rows
-from attnviz.ladders import budget_ladder
 from attnviz.measure import budget_pass
 from attnviz.policies import POLICIES
 from attnviz.scaling import KNOWN_CONFIGS, attention_share, config_from_model
 from ui.cached import SHARED_LAYER, get_model
+from ui.params import policy_controls
 from ui.show import attempt, load_analysis, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
@@ -31,7 +31,7 @@ X_AXES = {"density": "density (kept / allowed pairs)", "attn_flops": "attention 
 Y_AXES = {"kl": "KL divergence to full (nats, lower is better)", "top1": "top-1 agreement (higher is better)",
           "ppl": "perplexity (lower is better)", "cos_embedding": "embedding cosine (encoders; higher is better)",
           "mass_kept": "attention mass kept (higher is better)"}
-ALL = [p for p in POLICIES if p != "full"]
+ALL = [name for name, cls in POLICIES.items() if not cls.reference]
 _num = st.column_config.NumberColumn
 # How the table shows each result key (the CSV and JSON keep the keys and raw numbers). Columns not named here
 # (the full run's values, the same on every row) are left out of the table and said once under it.
@@ -80,7 +80,15 @@ if analysis is not None:
                 args=("fr_y",))
     x_key, y_key = st.session_state["fr_x"], st.session_state["fr_y"]
     sync_url(fr_x=x_key, fr_y=y_key)
-    budgets = [b for p in chosen for b in budget_ladder(p, ref.n_tokens)]
+    with_params = [p for p in chosen if POLICIES[p].parameters()]
+    policies = {p: POLICIES[p]() for p in chosen}
+    if with_params:
+        with st.expander("Policy parameters", expanded=False):
+            cols = st.columns(max(2, len(with_params)))
+            for col, name in zip(cols, with_params, strict=False):
+                col.markdown(f"`{name}`")
+                policies[name] = policy_controls(POLICIES[name], prefix="fr_", columns=[col])
+    budgets = [b for pol in policies.values() for b in pol.ladder(ref.n_tokens)]
     st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: up to 8 sizes per policy, from about n/32 to 3n/4 "
                "keys (top-p: masses 0.5 to 0.999); on short texts some sizes coincide.")
 
@@ -91,7 +99,7 @@ if analysis is not None:
 
     def sweep(progress) -> list[dict]:
         # The progress bar belongs to this run, so the sweep itself runs outside any cached function.
-        key = (controls.model, controls.text, controls.max_tokens, tuple(chosen))
+        key = (controls.model, controls.text, controls.max_tokens, tuple(b.label for b in budgets))
         store = finished_sweeps()
         if key not in store:
             rows = budget_pass(get_model(controls.model), ref, budgets, progress=progress)

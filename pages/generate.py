@@ -9,7 +9,8 @@ from attnviz.figures import continuation_html
 from attnviz.generate import first_divergence, generate_each
 from attnviz.policies import POLICIES
 from attnviz.tokens import describe_tokens
-from ui.cached import get_model
+from ui.cached import HASH_FUNCS, get_model
+from ui.params import policy_controls
 from ui.show import attempt, si
 from ui.state import page_param, remember, shared_controls, sync_url
 
@@ -23,44 +24,40 @@ st.markdown(
     "↵ is a line break."
 )
 
-POLICY_NAMES = [p for p in POLICIES if p != "full"]
+POLICY_NAMES = [name for name, cls in POLICIES.items() if not cls.reference]
 page_param("gen_policy", "sink_window")
 page_param("gen_k", 32, int)
 page_param("gen_new", 40, int)
-page_param("gen_sinks", 4, int)
 
 a, b, c, d = st.columns(4)
 a.selectbox("Policy", POLICY_NAMES, key="gen_policy", on_change=remember, args=("gen_policy",))
 policy = st.session_state["gen_policy"]
-if policy == "topp":
-    b.slider("Attention mass p", 0.05, 1.0, 0.9, 0.05, key="gen_p")
+pol_cls = POLICIES[policy]
+if pol_cls.ratio_only:
+    b.slider(f"Attention mass {pol_cls.ratio_symbol}", 0.05, 1.0, pol_cls.default_ratio, 0.05, key="gen_p")
     size = {"ratio": float(st.session_state["gen_p"])}
 else:
     b.slider("Keys kept (cache size for evicting policies)", 2, 256, key="gen_k", on_change=remember,
              args=("gen_k",))
     size = {"keys": int(st.session_state["gen_k"])}
 c.slider("New tokens", 1, 120, key="gen_new", on_change=remember, args=("gen_new",))
-if policy == "sink_window":
-    d.number_input("Sinks S", 0, 64, key="gen_sinks", on_change=remember, args=("gen_sinks",))
-sinks = int(st.session_state["gen_sinks"])
-sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_new=st.session_state["gen_new"],
-         gen_sinks=sinks if policy == "sink_window" else None)
+# Links made before parameters had keys of their own said gen_sinks=.
+pol = policy_controls(pol_cls, prefix="gen_", columns=[d], legacy={"sinks": "gen_sinks"})
+sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_new=st.session_state["gen_new"], gen_sinks=None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _generate_pair(model: str, prompt: str, policy: str, keys: int | None, ratio: float | None, sinks: int,
-                   new_tokens: int, max_tokens: int):
+@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
+def _generate_pair(model: str, prompt: str, budget: Budget, new_tokens: int, max_tokens: int):
     """Full and budgeted continuations, made side by side (one core each): the pair takes about as long as
     the budgeted one alone, so the full one is simply made again with each budget."""
     lm = get_model(model)
-    budgets = [Budget("full"), Budget(policy, keys=keys, ratio=ratio, sinks=sinks)]
-    return generate_each(lm, prompt, budgets, new_tokens, max_tokens)
+    return generate_each(lm, prompt, [Budget("full"), budget], new_tokens, max_tokens)
 
 
+budget = Budget(pol, keys=size.get("keys"), ratio=size.get("ratio"))
 with st.spinner("Generating with full attention and with the budget, side by side…"):
-    pair = attempt(lambda: _generate_pair(controls.model, controls.text, policy, size.get("keys"), size.get("ratio"),
-                                          sinks, int(st.session_state["gen_new"]), controls.max_tokens),
-                   "Generating")
+    pair = attempt(lambda: _generate_pair(controls.model, controls.text, budget, int(st.session_state["gen_new"]),
+                                          controls.max_tokens), "Generating")
 full, budgeted = pair if pair else (None, None)
 
 if full and budgeted:

@@ -26,33 +26,15 @@ keeps min(K, |Aᵢ|) keys, where Aᵢ are the keys it may see) or a **ratio R** 
 )
 
 st.markdown("### Policies")
-SOURCES = {
-    "full": "",
-    "topk": "Top-k attention: [Gupta et al., 2021](https://arxiv.org/abs/2106.06899). An *oracle*: it must compute "
-            "every score before choosing, so it saves mixing work but not scoring work or memory.",
-    "topp": "Nucleus (top-p) selection ([Holtzman et al., 2020](https://arxiv.org/abs/1904.09751)) applied to "
-            "keys instead of words: the smallest set of highest-weight keys whose full-softmax weight reaches p "
-            "(among equal weights at the edge of the set, the earlier keys).",
-    "window": "Sliding-window attention ([Child et al., 2019](https://arxiv.org/abs/1904.10509); "
-              "[Beltagy et al., 2020](https://arxiv.org/abs/2004.05150)): the K most recent keys (encoders: the K "
-              "nearest, ties to the earlier one).",
-    "sink_window": "StreamingLLM ([Xiao et al., 2023](https://arxiv.org/abs/2309.17453)): the first S tokens "
-                   "(\"attention sinks\", which soak up attention a query has nowhere else to put) plus the K−S "
-                   "most recent. Without the sinks a window collapses; with them it recovers.",
-    "h2o": "Heavy-Hitter Oracle ([Zhang et al., 2023](https://arxiv.org/abs/2306.14048)): a KV cache of fixed size "
-           "K per layer and KV head. It keeps the K/2 most recent keys and fills the rest with the keys that have "
-           "received the most attention so far; an evicted key never returns, and no decision uses a later "
-           "query's attention. With a ratio R the cache holds ⌈R·n⌉ keys for the whole text.",
-    "random": "K allowed keys chosen uniformly at random (reproducible with a seed): the control. A policy that does "
-              "not beat it has learned nothing about attention.",
-}
 for name, policy in POLICIES.items():
     tags = []
     tags.append("needs every score (oracle)" if policy.scores_all_pairs else "scores only what it keeps")
     tags.append("shrinks the KV cache" if policy.evicts else "keeps the whole KV cache")
     if policy.causal_only:
         tags.append("causal models only")
-    st.markdown(f"**`{name}`**: {policy.summary} *({'; '.join(tags)})*  \n{SOURCES.get(name, '')}")
+    params = ", ".join(f"`{p.name}` = {p.default}" for p in policy.parameters())
+    params = f" Parameters: {params}." if params else ""
+    st.markdown(f"**`{name}`**: {policy.summary} *({'; '.join(tags)})*{params}  \n{policy.methods}")
 
 st.markdown(
     r"""

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from attnviz.budget import Budget
 from attnviz.figures import attention_heatmap
+from attnviz.policies import TopK
 from ui.cached import SHARED_LAYER, get_row
 from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
 from ui.state import page_param, remember, shared_controls, sync_url
@@ -53,8 +55,8 @@ else:
                       args=("start_k",), help="Each word keeps its K highest-scoring earlier words (top-k attention).")
         k = int(st.session_state["start_k"])
         sync_url(start_k=k)
-        row = attempt(lambda: get_row(controls.model, controls.text, controls.max_tokens, "topk", min(k, n),
-                                      None, layer=layer), "Running the budget")
+        row = attempt(lambda: get_row(controls.model, controls.text, controls.max_tokens,
+                                      Budget(TopK(), keys=min(k, n)), layer=layer), "Running the budget")
         if row is None:
             return
         q, c = row.quality, row.compute

@@ -46,3 +46,21 @@ def two_cores():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def every_other(monkeypatch):
+    """The README's example plug-in (tests/plugins/every_other_policy.py) loaded through ATTNVIZ_PLUGINS, as a
+    user's module is; removed afterwards, since the registry is global to the process."""
+    import sys
+    from pathlib import Path
+
+    from attnviz.plugins import load_plugins
+    from attnviz.policies import POLICIES
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "plugins"))
+    monkeypatch.setenv("ATTNVIZ_PLUGINS", "every_other_policy")
+    assert load_plugins() == ["every_other_policy"]
+    yield POLICIES["every_other"]
+    POLICIES.unregister("every_other")
+    sys.modules.pop("every_other_policy", None)

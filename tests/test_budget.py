@@ -13,7 +13,7 @@ import torch
 
 from attnviz.budget import Budget, BudgetError, keep_counts
 from attnviz.budget_context import BudgetRun
-from attnviz.policies import get_policy
+from attnviz.policies import LayerView, get_policy
 
 
 def _counts(allowed: list[int], **budget) -> list[list[int]]:
@@ -104,14 +104,9 @@ def test_counts_used_by_a_policy_end_to_end():
     allowed = torch.ones(n, n, dtype=torch.bool).tril().unsqueeze(0)
     scores = torch.randn(1, n, n).masked_fill(~allowed, float("-inf"))
     budget = Budget(policy="topk", ratio=0.25)
-    keep = get_policy("topk").keep(scores, allowed, budget, _view())
+    view = LayerView.for_budget(0, True, 1, allowed, budget)
+    keep = get_policy("topk").keep(scores, allowed, budget, view)
     assert keep.sum(-1).tolist() == [[1, 1, 1, 1, 2, 2, 2, 2]]
-
-
-def _view():
-    from attnviz.policies import LayerView
-
-    return LayerView(layer=0, causal=True, group=1)
 
 
 # --------------------------------------------------------------------------- validation

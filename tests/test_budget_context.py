@@ -188,9 +188,9 @@ def test_stats_with_padding_rows():
     [
         # causal n = 5; kept per head = sum over rows of the keys kept
         (Budget("window", keys=2), 1 + 2 + 2 + 2 + 2, False, 2),
-        (Budget("sink_window", keys=3, sinks=1), 1 + 2 + 3 + 3 + 3, False, 3),
+        (Budget.of("sink_window", keys=3, sinks=1), 1 + 2 + 3 + 3 + 3, False, 3),
         (Budget("h2o", keys=3), 1 + 2 + 3 + 3 + 3, False, 3),
-        (Budget("random", keys=2, seed=4), 1 + 2 + 2 + 2 + 2, False, 5),
+        (Budget.of("random", keys=2, seed=4), 1 + 2 + 2 + 2 + 2, False, 5),
         (Budget("topk", keys=2), 1 + 2 + 2 + 2 + 2, True, 5),
         (Budget("topk", ratio=0.5), 1 + 1 + 2 + 2 + 3, True, 5),
     ],
@@ -250,9 +250,9 @@ BATCH_BUDGETS = [
     Budget("topk", keys=2),
     Budget("topp", ratio=0.6),
     Budget("window", ratio=0.5),
-    Budget("sink_window", keys=4, sinks=1),
+    Budget.of("sink_window", keys=4, sinks=1),
     Budget("h2o", keys=3),
-    Budget("random", keys=3, seed=9),
+    Budget.of("random", keys=3, seed=9),
     Budget("topk", keys=(1, 2, 3, 4)),
 ]
 
@@ -281,7 +281,7 @@ def test_batch_of_budgets_equals_each_alone(same_text):
 
 
 def test_batch_with_padding_equals_each_alone():
-    budgets = [Budget("topk", keys=2), Budget("window", keys=2), Budget("sink_window", keys=3, sinks=1),
+    budgets = [Budget("topk", keys=2), Budget("window", keys=2), Budget.of("sink_window", keys=3, sinks=1),
                Budget("h2o", keys=2)]
     q, k, v = _qkv(4, 2, 1, 6, seed=6)
     allowed = _causal(4, 6, [2, 0, 1, 3])
@@ -393,8 +393,8 @@ def test_adapter_passes_the_layer_to_the_run():
 # --------------------------------------------------------------------------- packed runs
 
 
-PACKED_BUDGETS = [Budget("topk", keys=3), Budget("window", keys=2), Budget("sink_window", keys=4, sinks=1),
-                  Budget("random", keys=3, seed=2), Budget("topp", ratio=0.7), Budget("full")]
+PACKED_BUDGETS = [Budget("topk", keys=3), Budget("window", keys=2), Budget.of("sink_window", keys=4, sinks=1),
+                  Budget.of("random", keys=3, seed=2), Budget("topp", ratio=0.7), Budget("full")]
 
 
 def _pack(q, k, v, prefixes):

@@ -136,8 +136,8 @@ def test_table_columns_stay_separated_for_large_values():
            "quality": {"kl": 7.1142, "top1": 0.1, "ppl": 163043.45, "ppl_full": 30.9, "mass_kept": 0.173},
            "compute": {"attn_flops": 1.2e6, "total_flops": 5.65e9, "kv_bytes": 967680, "seconds": 1.47}}
     result = {"model": "smollm2", "weights": "w", "n_tokens": 21, "truncated_from": None, "rows": [row]}
-    line = next(x for x in _table(result).splitlines() if x.startswith("random K=1"))
-    fields = line.split()[2:]  # after "random" "K=1": density KL top1 ppl mass attnGF totalGF KVMB sec
+    line = next(x for x in _table(result).splitlines() if x.startswith("random K=1 seed=0"))
+    fields = line.split()[3:]  # after "random" "K=1" "seed=0": density KL top1 ppl mass attnGF totalGF KVMB sec
     assert len(fields) == 9, line
     assert float(fields[2]) == pytest.approx(0.1) and float(fields[3]) == pytest.approx(163043.45)
 

@@ -73,7 +73,7 @@ def test_frontier_rows_missing_values_and_errors():
 
 @pytest.mark.parametrize("budget", [
     Budget("full"), Budget("window", keys=64), Budget("topk", ratio=0.25), Budget("topp", ratio=0.9),
-    Budget("sink_window", keys=64, sinks=4), Budget("random", ratio=0.5, seed=3), Budget("h2o", keys=(1, 2, 3)),
+    Budget.of("sink_window", keys=64, sinks=4), Budget.of("random", ratio=0.5, seed=3), Budget("h2o", keys=(1, 2, 3)),
 ])
 def test_row_label_matches_budget_label(budget):
     as_json = Row(budget=budget, density=1.0, quality={}, compute={}, stats=RowStats()).to_json()

@@ -37,7 +37,7 @@ def test_full_attention_continues_like_transformers_generate(smollm2, smollm2_ea
 
 
 @pytest.mark.parametrize("budget", [Budget("topk", keys=6), Budget("window", keys=8),
-                                    Budget("sink_window", keys=8, sinks=2), Budget("h2o", keys=8)],
+                                    Budget.of("sink_window", keys=8, sinks=2), Budget("h2o", keys=8)],
                          ids=lambda b: b.label)
 def test_each_new_token_is_what_the_budgeted_pass_predicts_there(smollm2, budget):
     """Decoding step by step (evicting policies really drop keys from the cache) gives the same tokens as
@@ -52,7 +52,8 @@ def test_each_new_token_is_what_the_budgeted_pass_predicts_there(smollm2, budget
 
 @pytest.mark.parametrize("policy", ["window", "sink_window", "h2o"])
 def test_evicting_policies_hold_their_cache_at_its_size(smollm2, policy):
-    gen = generate(smollm2, PROMPT, Budget(policy, keys=8, sinks=2), max_new_tokens=NEW)
+    params = {"sinks": 2} if policy == "sink_window" else {}
+    gen = generate(smollm2, PROMPT, Budget.of(policy, keys=8, **params), max_new_tokens=NEW)
     assert len(gen.prompt_ids) > 8
     assert gen.kv_keys == [8 * L * HKV] * NEW
     assert gen.kv_bytes[0] == 8 * L * HKV * 2 * 64 * 4  # keys and values, 64 floats of 4 bytes each
@@ -72,8 +73,8 @@ def test_eviction_choices_by_hand():
     # window: the oldest key of each KV head
     assert get_policy("window").decode_victim(positions, None, 10, Budget("window", keys=4), 4).tolist() == [3, 0]
     # sink_window with 2 sinks: the oldest key that is not position 0 or 1
-    sw = Budget("sink_window", keys=4, sinks=2)
-    assert get_policy("sink_window").decode_victim(positions, None, 10, sw, 4).tolist() == [1, 2]
+    sw = Budget.of("sink_window", keys=4, sinks=2)
+    assert sw.policy.decode_victim(positions, None, 10, sw, 4).tolist() == [1, 2]
     # h2o with a cache of 4: the 2 most recent positions (9, 10 for the key about to join at 10) are safe;
     # among the older ones, the least accumulated attention leaves
     acc = torch.tensor([[0.5, 0.1, 0.0, 0.3], [0.2, 0.9, 0.05, 0.01]])
@@ -100,7 +101,7 @@ def test_bad_requests_say_why(smollm2, minilm):
 
 
 def test_side_by_side_gives_the_same_continuations(smollm2, two_cores, monkeypatch):
-    budgets = [Budget("full"), Budget("sink_window", keys=8, sinks=2)]
+    budgets = [Budget("full"), Budget.of("sink_window", keys=8, sinks=2)]
     threads = []
     import attnviz.generate as g
 

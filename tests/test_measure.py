@@ -31,8 +31,8 @@ BUDGETS = [
     Budget("full"),
     Budget("topk", keys=16),
     Budget("window", keys=8),
-    Budget("sink_window", keys=12, sinks=4),
-    Budget("random", keys=10, seed=3),
+    Budget.of("sink_window", keys=12, sinks=4),
+    Budget.of("random", keys=10, seed=3),
     Budget("h2o", keys=12),
     Budget("topp", ratio=0.9),
     Budget("topk", ratio=0.3),
@@ -366,8 +366,8 @@ def test_window_pairs_and_density_by_hand(batched, enc):
 
 
 @pytest.mark.parametrize("budget,per_row", [
-    (Budget("sink_window", keys=12, sinks=4), lambda i: min(12, i + 1)),
-    (Budget("random", keys=10, seed=3), lambda i: min(10, i + 1)),
+    (Budget.of("sink_window", keys=12, sinks=4), lambda i: min(12, i + 1)),
+    (Budget.of("random", keys=10, seed=3), lambda i: min(10, i + 1)),
     (Budget("topk", keys=16), lambda i: min(16, i + 1)),
     (Budget("topk", ratio=0.3), lambda i: max(1, math.ceil(0.3 * (i + 1) - 1e-9))),
     (Budget("h2o", keys=12), lambda i: min(12, i + 1)),  # a fixed cache of 12 keys
@@ -379,7 +379,7 @@ def test_kept_pairs_by_hand(batched, enc, budget, per_row):
     full = _pairs(n, lambda i: i + 1)
     assert row.compute["attn_pairs"] == kept
     assert row.density == pytest.approx(kept / full, rel=1e-12)
-    oracle = budget.policy == "topk"
+    oracle = budget.name == "topk"
     scored = full if oracle else kept
     assert row.compute["attn_flops"] == 2 * D * scored + 2 * D * kept
 
@@ -401,12 +401,12 @@ def test_kv_bytes_per_policy(batched, enc):
         assert row.compute["kv_bytes_full"] == full_kv
     assert _row(batched, Budget("full")).compute["kv_bytes"] == full_kv
     for b in (Budget("topk", keys=16), Budget("topk", ratio=0.3), Budget("topp", ratio=0.9),
-              Budget("random", keys=10, seed=3)):
+              Budget.of("random", keys=10, seed=3)):
         assert _row(batched, b).compute["kv_bytes"] == full_kv, b.label  # the whole cache is needed
     h2o = _row(batched, Budget("h2o", keys=12)).compute["kv_bytes"]
     assert h2o < full_kv
     assert h2o == 12 * KV_PER_KEY
-    assert _row(batched, Budget("sink_window", keys=12, sinks=4)).compute["kv_bytes"] == 12 * KV_PER_KEY
+    assert _row(batched, Budget.of("sink_window", keys=12, sinks=4)).compute["kv_bytes"] == 12 * KV_PER_KEY
 
 
 def test_seconds_positive_for_budget_rows(batched, alone):
@@ -478,7 +478,7 @@ def test_mass_kept_and_capture_recomputed_independently(smollm2, ref, enc, alone
     j = torch.arange(n).view(1, -1)
     window = (j <= i) & (j > i - 8)
     sinks = (j <= i) & ((j > i - 8) | (j < 4))  # K=12: 4 sinks + 8 recent (rows 0..11 keep everything)
-    budgets = [Budget("window", keys=8), Budget("sink_window", keys=12, sinks=4)]
+    budgets = [Budget("window", keys=8), Budget.of("sink_window", keys=12, sinks=4)]
     hand = {budgets[0]: window, budgets[1]: sinks}
     per_layer: list[dict[Budget, float]] = []
 

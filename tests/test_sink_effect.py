@@ -19,7 +19,7 @@ K = 32
 
 @pytest.fixture(scope="module")
 def rows(smollm2):
-    result = sweep(smollm2, bench_text(), [Budget("window", keys=K), Budget("sink_window", keys=K, sinks=4),
+    result = sweep(smollm2, bench_text(), [Budget("window", keys=K), Budget.of("sink_window", keys=K, sinks=4),
                                            Budget("topk", keys=K)], max_tokens=N)
     assert result["n_tokens"] == N
     assert result["truncated_from"] > N

@@ -21,6 +21,19 @@ from attnviz.observe import HeadStats, LayerSummary
 from attnviz.tokens import token_labels
 
 
+def budget_key(budget: Budget) -> str:
+    """What identifies a budget in a cache key: its policy's class (a plug-in may reuse a field layout) and values.
+
+    Streamlit would hash a dataclass by its fields alone, so ``topk`` and ``window`` (no fields) at the
+    same size would share one cache entry.
+    """
+    cls = type(budget.policy)
+    return f"{cls.__module__}.{cls.__qualname__}:{budget!r}"
+
+
+HASH_FUNCS = {Budget: budget_key}
+
+
 def _shared(max_entries: int):
     """``st.cache_resource`` whose key is the full argument list, defaults included.
 
@@ -30,7 +43,7 @@ def _shared(max_entries: int):
     """
 
     def decorate(fn):
-        cached = st.cache_resource(show_spinner=False, max_entries=max_entries)(fn)
+        cached = st.cache_resource(show_spinner=False, max_entries=max_entries, hash_funcs=HASH_FUNCS)(fn)
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
@@ -98,8 +111,7 @@ def get_analysis(model: str, text: str, max_tokens: int, layer: int | None = Non
 
 
 @_shared(max_entries=8)
-def get_row(model: str, text: str, max_tokens: int, policy: str, keys: int | None, ratio: float | None,
-            sinks: int = 4, seed: int = 0, layer: int | None = None) -> Row:
+def get_row(model: str, text: str, max_tokens: int, budget: Budget, layer: int | None = None) -> Row:
     """One budget's result against the text's reference (the reference itself is cached separately).
 
     Keeps the captured layer's weights (every head: switching heads is instant) but not its keep mask, which
@@ -107,7 +119,6 @@ def get_row(model: str, text: str, max_tokens: int, policy: str, keys: int | Non
     """
     lm = get_model(model)
     ref = get_analysis(model, text, max_tokens, layer).ref
-    budget = Budget(policy, keys=keys, ratio=ratio, sinks=sinks, seed=seed)
     row = budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
     return replace(row, keep={})
 

@@ -78,6 +78,11 @@ def persistent(key: str, default: Any, url: str | None = None, cast: Callable[[s
     st.session_state[key] = st.session_state[kept]
 
 
+def is_kept(key: str) -> bool:
+    """Whether control ``key`` already has a kept value in this session (else the URL or a default seeds it)."""
+    return _keep(key) in st.session_state
+
+
 def remember(key: str) -> None:
     """Widget callback: copy the widget's value to its kept key."""
     st.session_state[_keep(key)] = st.session_state[key]

@@ -1,22 +1,28 @@
 """The shared machinery every policy builds on.
 
-A policy (in the spirit of NVIDIA kvpress's "presses") has one job: given one
-layer's attention scores for one sequence, say which keys each query keeps.
-Everything else -- the softmax over the kept keys, statistics, FLOP and memory
-accounting -- is shared and lives in :mod:`attnviz.budget_context`.
+A policy (in the spirit of NVIDIA kvpress's "presses") is a frozen dataclass
+whose fields are its parameters, and it has one job: given one layer's
+attention scores for one sequence, say which keys each query keeps.
+Everything else -- how many keys a row may keep, the softmax over the kept
+keys, statistics, FLOP and memory accounting -- is shared and lives in
+:mod:`attnviz.budget_context`.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError, keep_counts
+from ..ladders import key_ladder
+from ..params import Param, check_values, parameters
 
 __all__ = ["Policy", "LayerView", "by_rows", "keep_top", "kth_largest", "nearness", "row_counts"]
 
@@ -26,43 +32,111 @@ class LayerView:
     """What a policy may know about the layer it is deciding for.
 
     ``causal`` is the model's own masking; ``group`` the number of query heads
-    sharing one KV head; ``memo`` a per-call dict a policy may use to reuse work
-    across layers (e.g. a window mask that is the same in every layer).
+    sharing one KV head; ``memo`` a per-call dict of this policy's own, to reuse
+    work across layers and budgets (e.g. a window mask that is the same in every
+    layer).  ``counts`` ``(heads or 1, q_len)``: how many keys each row may keep,
+    decided by the engine from the budget's size (see :func:`row_counts`).
     """
 
     layer: int
     causal: bool
     group: int
     memo: dict = field(default_factory=dict)
+    count_rows: Callable[[], torch.Tensor] | None = None
+    _counts: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """int64 ``(heads or 1, q_len)`` keys per row, made on first use (many policies never ask)."""
+        if self._counts is None:
+            if self.count_rows is None:
+                raise ValueError("this LayerView was made without counts (see LayerView.for_budget)")
+            self._counts = self.count_rows()
+        return self._counts
+
+    @classmethod
+    def for_budget(cls, layer: int, causal: bool, group: int, allowed: torch.Tensor, budget: Budget,
+                   memo: dict | None = None) -> LayerView:
+        """A view whose ``counts`` are the uniform counts of ``budget`` under ``allowed`` ``(1, q, k)``."""
+        return cls(layer=layer, causal=causal, group=group, memo={} if memo is None else memo,
+                   count_rows=lambda: row_counts(allowed, budget.for_layer(layer)))
 
 
+@dataclass(frozen=True)
 class Policy:
-    """Base class: subclasses set the class attributes and implement :meth:`keep`.
+    """Base class: subclasses are frozen dataclasses (their fields are their parameters), set the class
+    attributes and implement :meth:`keep`.
 
     Class attributes:
         name: registry name (``--policy NAME``).
         summary: one plain-language line for the app and ``--help``.
+        methods: a paragraph (markdown) for the Methods page: what it does and where it comes from.
+        reference: True only for ``full``, the model as trained that every budget is compared to.
         scores_all_pairs: True for "oracle" policies that must score every
             allowed pair before choosing (their score FLOPs are not saved).
+        fills_counts: True if :meth:`keep` keeps exactly ``view.counts`` keys per row: then a
+            row with at most ``K`` keys keeps all of them, and a sweep reuses the full run for
+            those rows (:meth:`exact_prefix`), and no row is ever left empty.
         evicts: True if a dropped key is never needed again, so the KV cache
-            really shrinks (window-like and eviction policies).
+            really shrinks (window-like and eviction policies); decoding then
+            keeps a cache of :meth:`cache_size` keys and asks :meth:`decode_victim`.
+        decode_needs_attention: an evicting policy whose victims depend on the
+            attention each cached key received (``h2o``).
         causal_only: True if the policy only makes sense left-to-right.
         ratio_only: True if the budget must be a ratio (``topp``'s mass p).
+        ratio_symbol: how a ratio size is labelled (``R``; ``p`` for a mass).
         rowwise: True if a query's keep set depends only on its own row of
             scores and position (so rows may be decided in blocks); False for
             policies that carry state from query to query (``h2o``).
+        default_keys, default_ratio: the size a page starts at.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    methods: ClassVar[str] = ""
+    reference: ClassVar[bool] = False
     scores_all_pairs: ClassVar[bool] = True
+    fills_counts: ClassVar[bool] = False
     evicts: ClassVar[bool] = False
+    decode_needs_attention: ClassVar[bool] = False
     causal_only: ClassVar[bool] = False
     ratio_only: ClassVar[bool] = False
+    ratio_symbol: ClassVar[str] = "R"
     rowwise: ClassVar[bool] = True
+    default_keys: ClassVar[int | None] = 16
+    default_ratio: ClassVar[float] = 0.25
+
+    # ------------------------------------------------------------------ parameters
+
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """The policy's parameters (its fields), in order."""
+        return parameters(cls)
+
+    def params(self) -> dict[str, Any]:
+        """Every parameter's value, defaults included, in field order."""
+        return {p.name: getattr(self, p.name) for p in self.parameters()}
+
+    def param_labels(self) -> list[str]:
+        """``S=4``-style parts of a label, one per parameter."""
+        return [f"{p.symbol}={getattr(self, p.name)}" for p in self.parameters()]
+
+    @property
+    def min_keys(self) -> int:
+        """The smallest sensible key count (``sink_window``: one more than its sinks)."""
+        return 1
+
+    # ------------------------------------------------------------------ validation
 
     def validate(self, budget: Budget, causal: bool) -> None:
-        """Raise :class:`BudgetError` (naming the policy and the reason) if unfit."""
+        """Raise :class:`BudgetError` (naming the policy and the reason) if unfit.
+
+        Checks the parameters' ranges (from their metadata), the size, and the
+        model's masking; a policy with more rules extends this (call ``super()``).
+        """
+        check_values(f"policy '{self.name}'", self)
+        if self.reference:
+            return
         if self.causal_only and not causal:
             raise BudgetError(
                 f"policy '{self.name}' needs a causal (left-to-right) model: it simulates a KV cache "
@@ -72,18 +146,22 @@ class Policy:
             raise BudgetError(f"policy '{self.name}' takes a probability mass p in (0, 1] (--budget), not a key count")
         budget.check_size()
 
+    # ------------------------------------------------------------------ what the engine asks
+
     def exact_prefix(self, budget: Budget, n_tokens: int) -> int:
         """How many leading queries of a causal, unpadded text of ``n_tokens`` surely keep every key.
 
-        Query ``i`` sees ``i + 1`` keys, so with a key count ``K`` rows ``0..K-1``
-        are untouched; any policy keeps row 0's single key.  Those rows (and, in
-        a causal model, their hidden states in every layer) equal the full run,
-        so a sweep can reuse the full run's KV cache for them instead of
-        recomputing.  A policy that is not :attr:`rowwise` (``h2o``) also needs
-        those rows' attention to decide the later ones: it resumes only where
+        Those rows (and, in a causal model, their hidden states in every layer)
+        equal the full run, so a sweep reuses the full run's KV cache for them
+        instead of recomputing.  Row 0 sees one key, which every policy keeps (an
+        empty row gets its best key).  A policy that :attr:`fills_counts` keeps rows
+        ``0..K-1`` whole under a key count ``K``.  A policy that is not :attr:`rowwise`
+        also needs those rows' attention to decide later ones: it resumes only where
         the full run's queries are at hand (``BudgetRun.prefix_queries``).
         """
-        sizes = budget.key_sizes()
+        if self.reference:
+            return n_tokens
+        sizes = budget.key_sizes() if self.fills_counts else []
         return min(min(sizes) if sizes else 1, n_tokens)
 
     def keep(self, scores: torch.Tensor, allowed: torch.Tensor, budget: Budget, view: LayerView) -> torch.Tensor | None:
@@ -94,11 +172,12 @@ class Policy:
                 is False (as :class:`~attnviz.budget_context.BudgetRun` passes them).
             allowed: bool ``(1, q_len, k_len)``, the model's own mask.
             budget: the budget for this layer.
-            view: layer facts.
+            view: layer facts, with ``view.counts`` the keys each row may keep.
 
         Returns:
             bool mask broadcastable to ``(q_heads, q_len, k_len)``, a subset of
-            ``allowed``; or None for "every allowed key".
+            ``allowed``; or None for "every allowed key".  A row left with no key
+            gets its best-scoring allowed key from the engine.
         """
         raise NotImplementedError
 
@@ -106,11 +185,43 @@ class Policy:
                   ) -> list[torch.Tensor | None] | torch.Tensor:
         """Keep masks of several texts of the same length at once, one budget each.
 
-        ``scores`` ``(B, q_heads, n, n)`` (-inf where ``allowed`` is False). The default asks
-        :meth:`keep` per text; a whole-text policy whose decisions loop over queries (``h2o``)
-        overrides it so one loop serves every text (a packed sweep uses it).
+        ``scores`` ``(B, q_heads, n, n)`` (-inf where ``allowed`` is False); ``view`` has no
+        counts (they differ per budget).  The default asks :meth:`keep` per text; a whole-text
+        policy whose decisions loop over queries (``h2o``) overrides it so one loop serves every
+        text (a packed sweep uses it).
         """
-        return [self.keep(s, allowed, b, view) for s, b in zip(scores, budgets, strict=True)]
+        views = [LayerView.for_budget(view.layer, view.causal, view.group, allowed, b, view.memo) for b in budgets]
+        return [self.keep(s, allowed, b, v) for s, b, v in zip(scores, budgets, views, strict=True)]
+
+    # ------------------------------------------------------------------ sizes a sweep tries
+
+    def ladder(self, n_tokens: int, count: int = 8) -> list[Budget]:
+        """The budgets a frontier tries on a text of ``n_tokens``: ``count`` key counts from n/32 to 3n/4."""
+        if self.reference:
+            return [Budget(self)]
+        return [Budget(self, keys=k) for k in key_ladder(n_tokens, count, self.min_keys)]
+
+    # ------------------------------------------------------------------ decoding (evicting policies)
+
+    def cache_size(self, budget: Budget, n_tokens: int) -> int:
+        """The fixed KV cache size in keys for a prompt of ``n_tokens`` (a ratio ``R``: ``ceil(R * n)``)."""
+        if budget.ratio is not None:
+            return max(1, math.ceil(budget.ratio * n_tokens - 1e-9))
+        return int(budget.keys)
+
+    def prompt_cache(self, budget: Budget, n_tokens: int, kv_heads: int, view: LayerView
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """After reading a prompt of ``n_tokens``: which keys each KV head keeps in its cache, and their
+        scores for later evictions (``decode_victim``'s ``acc``): bool and float ``(kv_heads, n_tokens)``.
+
+        The default keeps what the prompt's last query keeps (asked with zero scores: for policies
+        that choose by position).  ``view.memo`` is this policy's memo of the prompt's pass.
+        """
+        allowed = torch.ones(1, 1, n_tokens, dtype=torch.bool)
+        view = LayerView.for_budget(view.layer, True, view.group, allowed, budget, view.memo)
+        keep = self.keep(torch.zeros(1, 1, n_tokens), allowed, budget, view)
+        last = (allowed if keep is None else keep)[0].expand(kv_heads, n_tokens)
+        return last, torch.zeros(kv_heads, n_tokens)
 
     def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
                       size: int) -> torch.Tensor:

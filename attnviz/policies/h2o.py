@@ -14,20 +14,28 @@ With a ratio ``R`` the cache size is ``K = ceil(R * n)`` for the whole text
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError
 from .base import Policy
+from .registry import register
 
 
+@register
+@dataclass(frozen=True)
 class H2O(Policy):
     name = "h2o"
     summary = "A fixed-size KV cache that keeps recent tokens plus the most-attended 'heavy hitters'."
+    methods = ("Heavy-Hitter Oracle ([Zhang et al., 2023](https://arxiv.org/abs/2306.14048)): a KV cache of fixed "
+               "size K per layer and KV head. It keeps the K/2 most recent keys and fills the rest with the keys "
+               "that have received the most attention so far; an evicted key never returns, and no decision uses a "
+               "later query's attention. With a ratio R the cache holds ⌈R·n⌉ keys for the whole text.")
     scores_all_pairs = False  # a query only ever scores the keys still in its cache
     evicts = True
+    decode_needs_attention = True
     causal_only = True
     rowwise = False  # each query's cache depends on the earlier queries' attention
 
@@ -37,21 +45,27 @@ class H2O(Policy):
             raise BudgetError("policy 'h2o' takes one cache size for every head (per-head sizes are not supported)")
 
     def exact_prefix(self, budget, n_tokens):
-        return min(cache_size(budget, n_tokens), n_tokens)  # the cache fills up before anything is evicted
+        return min(self.cache_size(budget, n_tokens), n_tokens)  # the cache fills up before anything is evicted
 
     def keep(self, scores, allowed, budget, view):
         if scores.shape[-2] != scores.shape[-1]:
             raise BudgetError("policy 'h2o' here simulates a whole text at once; decoding keeps its cache in "
                               "attnviz.generate instead")
-        keep, acc = on_real_tokens(lambda s, a: h2o_prefill(s, a, cache_size(budget, s.shape[-1]), view.group),
-                                   scores, allowed)
-        # The decoding loop continues from the last query's cache and these scores.
-        view.memo[("h2o_state", view.layer)] = (acc, keep[::view.group, -1])
+        keep, acc = on_real_tokens(
+            lambda s, a: h2o_prefill(s, a, self.cache_size(budget, s.shape[-1]), view.group), scores, allowed)
+        # Decoding continues from the last query's cache and these scores (prompt_cache).
+        view.memo[("state", view.layer)] = (acc, keep[::view.group, -1])
         return keep
 
     def keep_many(self, scores, allowed, budgets, view):
-        return on_real_tokens(lambda s, a: h2o_prefill_many(s, a, [cache_size(b, s.shape[-1]) for b in budgets],
-                                                            view.group), scores, allowed)[0]
+        return on_real_tokens(
+            lambda s, a: h2o_prefill_many(s, a, [self.cache_size(b, s.shape[-1]) for b in budgets], view.group),
+            scores, allowed)[0]
+
+    def prompt_cache(self, budget, n_tokens, kv_heads, view):
+        """The prompt's last query's cache and the keys' accumulated attention, as :meth:`keep` left them."""
+        acc, last = view.memo[("state", view.layer)]  # (kv_heads, n), bool (kv_heads, n)
+        return last, acc
 
     def decode_victim(self, positions: torch.Tensor, acc: torch.Tensor, new_position: int, budget: Budget,
                       size: int) -> torch.Tensor:
@@ -92,18 +106,6 @@ def on_real_tokens(simulate, scores: torch.Tensor, allowed: torch.Tensor) -> tup
     acc = torch.zeros((*acc_real.shape[:-1], n), dtype=acc_real.dtype)
     acc[..., real] = acc_real
     return keep, acc
-
-
-def cache_size(budget: Budget, n_tokens: int) -> int:
-    """The fixed cache size K (in keys) for a text of ``n_tokens``."""
-    if budget.ratio is not None:
-        return max(1, math.ceil(budget.ratio * n_tokens - 1e-9))
-    return int(budget.keys)
-
-
-def h2o_prefill_keep(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int) -> torch.Tensor:
-    """Keep mask only; see :func:`h2o_prefill`."""
-    return h2o_prefill(scores, allowed, k, group)[0]
 
 
 def h2o_prefill(scores: torch.Tensor, allowed: torch.Tensor, k: int, group: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,15 +1,18 @@
 """``random``: per (layer, query head, query), a uniformly random set of allowed
 keys of the same size ``topk`` would keep -- the control that shows whether a
-policy beats chance.  Reproducible through the budget's ``seed``.
+policy beats chance.  Reproducible through its ``seed``.
 
 The draw for a (layer, head, query position, key position) is a hash of those
 numbers and the seed, not a stream of random numbers, so a query's choice is
 the same whether it runs alone, in a batch, or after a reused prefix.
 """
 
+from dataclasses import dataclass, field
+
 import torch
 
-from .base import Policy, keep_top, row_counts
+from .base import Policy, keep_top
+from .registry import register
 
 _MASK = (1 << 62) - 1
 
@@ -51,12 +54,19 @@ def _layer_draws(memo: dict, seed: int, layer: int, heads: int, q_len: int, k_le
     return have[1][:, k_len - q_len:k_len, :k_len]
 
 
+@register
+@dataclass(frozen=True)
 class RandomKeys(Policy):
     name = "random"
     summary = "Each query keeps K keys chosen at random: the baseline a good policy must beat."
+    methods = ("K allowed keys chosen uniformly at random (reproducible with a seed): the control. A policy that "
+               "does not beat it has learned nothing about attention.")
     scores_all_pairs = False
+    fills_counts = True
+
+    seed: int = field(default=0, metadata={"min": 0, "help": "the same seed draws the same keys"})
 
     def keep(self, scores, allowed, budget, view):
         heads, q_len, k_len = scores.shape
-        draws = _layer_draws(view.memo, budget.seed, view.layer, heads, q_len, k_len)
-        return keep_top(draws, allowed, row_counts(allowed, budget))
+        draws = _layer_draws(view.memo, self.seed, view.layer, heads, q_len, k_len)
+        return keep_top(draws, allowed, view.counts)

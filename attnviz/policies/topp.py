@@ -2,16 +2,33 @@
 keys whose full-softmax mass reaches ``p`` (nucleus selection over keys).
 Among keys of equal weight at the edge of the set, the earlier keys go first."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
+from ..budget import Budget
+from ..ladders import mass_ladder
 from .base import Policy, by_rows
+from .registry import register
 
 
+@register
+@dataclass(frozen=True)
 class TopP(Policy):
     name = "topp"
     summary = "Each query keeps its most-attended keys until they hold a share p of its attention."
+    methods = ("Nucleus (top-p) selection ([Holtzman et al., 2020](https://arxiv.org/abs/1904.09751)) applied to "
+               "keys instead of words: the smallest set of highest-weight keys whose full-softmax weight reaches p "
+               "(among equal weights at the edge of the set, the earlier keys).")
     ratio_only = True
+    ratio_symbol = "p"
+    default_keys = None
+    default_ratio = 0.9
+
+    def ladder(self, n_tokens, count=8):
+        """Masses p from 0.5 to 0.999 (a key count means nothing to top-p)."""
+        return [Budget(self, ratio=p) for p in mass_ladder(count)]
 
     def keep(self, scores, allowed, budget, view):
         p = budget.ratio

@@ -7,7 +7,7 @@ from attnviz.policies import POLICIES
 
 from .apptest import metrics, run_page
 
-POLICY_NAMES = [p for p in POLICIES if p != "full"]
+POLICY_NAMES = [name for name, cls in POLICIES.items() if not cls.reference]
 
 
 def open_page(**params) -> AppTest:
@@ -56,9 +56,9 @@ def test_every_policy_runs():
         assert not at.error, (policy, [e.value for e in at.error])
         assert "Density" in metrics(at), policy
         if policy == "sink_window":
-            assert at.number_input(key="sinks").value == 4
+            assert at.number_input(key="param.sink_window.sinks").value == 4
         if policy == "random":
-            assert at.number_input(key="seed").value == 0
+            assert at.number_input(key="param.random.seed").value == 0
         if policy == "topp":  # a share of attention mass, never a key count
             assert at.radio(key="mode").value == "ratio"
             assert at.radio(key="mode").disabled
@@ -112,3 +112,25 @@ def test_minilm_shows_encoder_metrics():
     assert "KL divergence (nats)" not in shown
     assert shown["KV cache"] == "none"
     assert at.number_input(key="layer").value == 6  # the default layer 14 clamped to MiniLM's 6 layers
+
+
+def test_a_plugin_policy_gets_a_control_per_parameter_and_a_link(every_other):
+    """With ATTNVIZ_PLUGINS set, the page offers the user's policy, draws its parameter from the field's type and
+    metadata, reruns when it changes, and carries it in the link; a link's bad value is said in the CLI's words."""
+    at = open_page(policy="every_other", k=4)
+    assert not at.exception and not at.error
+    assert "every_other" in [o.split(":")[0] for o in at.selectbox(key="policy").options]
+    box = at.number_input(key="param.every_other.phase")
+    assert (box.value, box.min, box.max) == (0, 0, 1)
+    even = metrics(at)["Density"]
+    box.set_value(1).run()
+    assert not at.exception and not at.error
+    assert at.query_params["param.every_other.phase"] == "1"
+    assert metrics(at)["Density"] != even
+    linked = open_page(policy="every_other", k=4, **{"param.every_other.phase": 1})
+    assert linked.number_input(key="param.every_other.phase").value == 1
+    assert metrics(linked)["Density"] == metrics(at)["Density"]
+    bad = open_page(policy="every_other", k=4, **{"param.every_other.phase": 5})
+    assert not bad.exception
+    assert any("parameter phase must be an integer from 0 to 1, got 5" in w.value for w in bad.warning)
+    assert bad.number_input(key="param.every_other.phase").value == 0

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from attnviz.ladders import budget_ladder
+from attnviz.policies import get_policy
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TEXT = "The cat sat on the mat because it was tired."  # 11 tokens
@@ -33,7 +33,7 @@ def test_frontier_page_draws_its_widgets_plot_and_table():
     assert at.selectbox(key="fr_x").value == "density"
     assert at.selectbox(key="fr_y").value == "kl"
     rows = table(at)
-    assert list(rows["policy"]) == ["window"] * len(budget_ladder("window", N_TOKENS))
+    assert list(rows["policy"]) == ["window"] * len(get_policy("window").ladder(N_TOKENS))
     assert rows["efficient"].any()
     assert (rows["kl"] >= 0).all()
     assert len(at.get("plotly_chart")) == 2  # the frontier and the attention-share curves
@@ -64,7 +64,7 @@ def test_choosing_more_budgets_changes_the_numbers():
     assert not at.error, [e.value for e in at.error]
     after = table(at)
     assert set(after["policy"]) == {"random", "sink_window"}
-    assert len(after) == len(before) + len(budget_ladder("sink_window", N_TOKENS))
+    assert len(after) == len(before) + len(get_policy("sink_window").ladder(N_TOKENS))
     assert after["budget"].str.contains("S=4").any()
     at.multiselect(key="fr_policies").set_value([]).run()  # nothing chosen: no sweep, no crash
     assert not at.exception

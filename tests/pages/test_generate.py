@@ -23,7 +23,7 @@ def test_generate_page_draws_both_continuations():
     assert at.selectbox(key="gen_policy").value == "sink_window"
     assert at.slider(key="gen_k").value == 32
     assert at.slider(key="gen_new").value == NEW
-    assert at.number_input(key="gen_sinks").value == 4
+    assert at.number_input(key="gen_param.sink_window.sinks").value == 4
     assert [m.value for m in at.markdown if m.value.startswith("#####")] == ["##### Full attention",
                                                                               "##### sink_window K=32 S=4"]
     assert len(kv_metrics(at)) == 2

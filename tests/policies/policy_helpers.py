@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from attnviz.budget import Budget
-from attnviz.policies import LayerView, get_policy
+from attnviz.policies import LayerView
 
 
 def causal(n: int) -> torch.Tensor:
@@ -38,10 +38,11 @@ def keep_mask(
     ``None`` (every allowed key) is turned into ``allowed``; the policy's contract
     (its mask is a subset of ``allowed``) is asserted on the way.
     """
-    pol = get_policy(policy)
+    pol = budget.policy
+    assert pol.name == policy
     pol.validate(budget, causal_model)
     hq, q, k = scores.shape
-    view = LayerView(layer=layer, causal=causal_model, group=group)
+    view = LayerView.for_budget(layer, causal_model, group, allowed, budget)
     scores = scores.masked_fill(~allowed, float("-inf"))  # as BudgetRun passes them
     keep = pol.keep(scores, allowed, budget.for_layer(layer), view)
     full = allowed.expand(hq, q, k)

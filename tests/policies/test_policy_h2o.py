@@ -300,7 +300,8 @@ def test_h2o_padding_matches_the_unpadded_text(side, size):
     k = size.get("keys") or 3  # ratio 0.5 of the 6 real tokens
     assert torch.equal(keep[:, real, real], torch.tensor(_reference_h2o(scores[:, real, real], k, 2)))
     assert keep.sum() == keep[:, real, real].sum()  # nothing kept in a padding row or column
-    acc, last = view.memo[("h2o_state", 0)]
+    last, acc = get_policy("h2o").prompt_cache(budget, n, 2, view)  # what decoding continues from
+    assert last.shape == (2, n) and not last[:, [i for i in range(n) if i not in range(n)[real]]].any()
     assert acc.shape == (2, n) and torch.isfinite(acc).all()
     assert (acc[:, real].sum(-1) > 0).all() and acc.sum() == acc[:, real].sum()
     many = get_policy("h2o").keep_many(scores.unsqueeze(0), allowed, [budget], view)[0]

@@ -16,7 +16,7 @@ def _scores(hq, n):
 
 
 def test_sink_window_causal_s2_k4():
-    keep = keep_mask("sink_window", _scores(2, 8), causal(8), Budget("sink_window", keys=4, sinks=2))
+    keep = keep_mask("sink_window", _scores(2, 8), causal(8), Budget.of("sink_window", keys=4, sinks=2))
     expected = mat([
         "1.......",
         "11......",
@@ -31,8 +31,8 @@ def test_sink_window_causal_s2_k4():
 
 
 def test_sink_window_default_four_sinks():
-    assert Budget("sink_window", keys=6).sinks == 4
-    keep = keep_mask("sink_window", _scores(1, 8), causal(8), Budget("sink_window", keys=6))
+    assert Budget.of("sink_window", keys=6).policy.sinks == 4
+    keep = keep_mask("sink_window", _scores(1, 8), causal(8), Budget.of("sink_window", keys=6))
     expected = mat([
         "1.......",
         "11......",
@@ -47,12 +47,12 @@ def test_sink_window_default_four_sinks():
 
 
 def test_sink_window_zero_sinks_is_a_window():
-    keep = keep_mask("sink_window", _scores(1, 5), causal(5), Budget("sink_window", keys=2, sinks=0))
+    keep = keep_mask("sink_window", _scores(1, 5), causal(5), Budget.of("sink_window", keys=2, sinks=0))
     assert torch.equal(keep[0], mat(["1....", "11...", ".11..", "..11.", "...11"]))
 
 
 def test_sink_window_encoder_s1_k3():
-    keep = keep_mask("sink_window", _scores(1, 6), encoder(6), Budget("sink_window", keys=3, sinks=1),
+    keep = keep_mask("sink_window", _scores(1, 6), encoder(6), Budget.of("sink_window", keys=3, sinks=1),
                      causal_model=False)
     expected = mat([
         "111...",  # sink 0 (= itself) + nearest 1, 2
@@ -66,7 +66,7 @@ def test_sink_window_encoder_s1_k3():
 
 
 def test_sink_window_encoder_s2_k4():
-    keep = keep_mask("sink_window", _scores(1, 7), encoder(7), Budget("sink_window", keys=4, sinks=2),
+    keep = keep_mask("sink_window", _scores(1, 7), encoder(7), Budget.of("sink_window", keys=4, sinks=2),
                      causal_model=False)
     expected = mat([
         "1111...",  # sinks 0,1 (0 is itself), then the nearest others 2, 3
@@ -83,7 +83,7 @@ def test_sink_window_encoder_s2_k4():
 def test_sink_window_left_padding_sinks_are_the_first_real_tokens():
     allowed = causal(7).clone()
     allowed[..., :2] = False  # keys 0,1 are padding
-    keep = keep_mask("sink_window", _scores(1, 7), allowed, Budget("sink_window", keys=3, sinks=1))
+    keep = keep_mask("sink_window", _scores(1, 7), allowed, Budget.of("sink_window", keys=3, sinks=1))
     expected = mat([
         ".......",
         ".......",
@@ -98,13 +98,13 @@ def test_sink_window_left_padding_sinks_are_the_first_real_tokens():
 
 def test_sink_window_ratio_keeps_min_s_and_k_minus_1_sinks():
     # R = 0.5 on |A_i| = 1..6: k_i = 1,1,2,2,3,3 ; sinks min(S=1, k_i - 1) = 0,0,1,1,1,1
-    keep = keep_mask("sink_window", _scores(1, 6), causal(6), Budget("sink_window", ratio=0.5, sinks=1))
+    keep = keep_mask("sink_window", _scores(1, 6), causal(6), Budget.of("sink_window", ratio=0.5, sinks=1))
     assert torch.equal(keep[0], mat(["1.....", ".1....", "1.1...", "1..1..", "1..11.", "1...11"]))
 
 
 @pytest.mark.parametrize("keys,sinks", [(4, 4), (2, 4), (1, 1), (3, 5)])
 def test_sink_window_k_not_above_s_is_an_error(keys, sinks):
-    budget = Budget("sink_window", keys=keys, sinks=sinks)
+    budget = Budget.of("sink_window", keys=keys, sinks=sinks)
     with pytest.raises(BudgetError, match="sink_window"):
         get_policy("sink_window").validate(budget, True)
     with pytest.raises(BudgetError):
@@ -113,8 +113,8 @@ def test_sink_window_k_not_above_s_is_an_error(keys, sinks):
 
 def test_sink_window_default_sinks_needs_k_above_4():
     with pytest.raises(BudgetError):
-        get_policy("sink_window").validate(Budget("sink_window", keys=4), True)
-    get_policy("sink_window").validate(Budget("sink_window", keys=5), True)
+        get_policy("sink_window").validate(Budget.of("sink_window", keys=4), True)
+    get_policy("sink_window").validate(Budget.of("sink_window", keys=5), True)
 
 
 @pytest.mark.parametrize(
@@ -125,9 +125,9 @@ def test_sink_window_default_sinks_needs_k_above_4():
 def test_sink_window_k_not_above_s_is_an_error_for_per_head_and_per_layer_keys(size):
     """Spec: K <= S is a BudgetError -- also when K comes from a per-head or per-layer count."""
     with pytest.raises(BudgetError):
-        get_policy("sink_window").validate(Budget("sink_window", sinks=2, **size), True)
+        get_policy("sink_window").validate(Budget.of("sink_window", sinks=2, **size), True)
 
 
 def test_sink_window_negative_sinks_is_an_error():
     with pytest.raises(BudgetError):
-        get_policy("sink_window").validate(Budget("sink_window", keys=4, sinks=-1), True)
+        get_policy("sink_window").validate(Budget.of("sink_window", keys=4, sinks=-1), True)
