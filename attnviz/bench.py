@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from .budget import Budget
-from .budget_context import BudgetRun
-from .ladders import key_ladder
-from .measure import encode_for, reference_and_budgets
+from .engine.run import BudgetRun
+from .measure.passes import encode_for, reference_and_budgets
+from .policies.ladders import key_ladder
 
 __all__ = ["run_bench", "bench_text"]
 
@@ -69,7 +69,7 @@ def _child(code: str, env: dict | None = None) -> dict:
 _CHILD_SWEEP = """
 import json, time
 from attnviz.bench import bench_text
-from attnviz.ladders import key_ladder
+from attnviz.policies.ladders import key_ladder
 from attnviz.budget import Budget
 from attnviz.measure import sweep
 from attnviz.models import load_model

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .budget import Budget, BudgetError
-from .frontier import row_label
+from .measure.frontier import row_label
 from .plugins import PluginError, load_plugins
 from .policies import POLICIES
 from .text import DEFAULT_MAX_TOKENS, TextError
@@ -180,7 +180,7 @@ def _sweep(args) -> int:
     if not text.strip():
         raise TextError("the text is empty: give some text to analyse")
     budgets = budgets_from_args(args.policy, args.keys, args.budget, _params_from_args(args))
-    from .measure import encode_for, sweep, validate_budgets
+    from .measure.passes import encode_for, sweep, validate_budgets
     from .models import load_model
 
     _quiet_libraries()

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import torch
 
 from .budget import Budget
-from .budget_context import BudgetRun
-from .compute import model_shape
+from .engine.run import BudgetRun
+from .engine.trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk
+from .engine.workers import side_by_side
+from .measure.compute import model_shape
 from .policies import LayerView
 from .text import DEFAULT_MAX_TOKENS, TextError, encode
-from .trunk import cache_tensors, make_cache, next_token_logprobs, run_trunk
-from .workers import side_by_side
 
 __all__ = ["Generation", "generate", "generate_each", "first_divergence"]
 
@@ -141,8 +141,8 @@ def generate_each(lm, prompt: str, budgets: list[Budget], max_new_tokens: int = 
     """:func:`generate` for each budget, in order; side by side, one core each, where the machine has two.
 
     Decoding works on one token at a time: its matrix products are too small to keep two cores busy, so
-    two continuations side by side take about as long as one alone on both cores (40 tokens of SmolLM2
-    here: 4.4-6.0 s for the pair against 8.6-9.3 s one after the other).  Each ``seconds`` is then the
+    two continuations side by side take about as long as one alone on both cores (benchmarks/README.md).
+    Each ``seconds`` is then the
     wall time of its continuation while the other ran beside it.  An error in any is raised.
     """
     pool = side_by_side() if len(budgets) > 1 else None

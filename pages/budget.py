@@ -7,8 +7,8 @@ import streamlit as st
 
 from attnviz.budget import Budget
 from attnviz.figures import attention_heatmap, changed_predictions_html, difference_heatmap
+from attnviz.inspection.tokens import token_labels
 from attnviz.policies import POLICIES
-from attnviz.tokens import token_labels
 from ui.cached import SHARED_LAYER, get_row
 from ui.params import policy_controls
 from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
@@ -123,39 +123,39 @@ if analysis is not None:
         with flow_row():
             compute_metrics(row, c)
 
-    def quality_metrics(q: dict) -> None:
-        if q["kl"] is not None:
-            st.metric("KL divergence (nats)", f"{q['kl']:.4f}", delta=f"{q['kl']:+.4f} vs full",
+    def quality_metrics(q) -> None:
+        if q.kl is not None:
+            st.metric("KL divergence (nats)", f"{q.kl:.4f}", delta=f"{q.kl:+.4f} vs full",
                       delta_color="inverse",
                       help="Mean KL(full ‖ budget) of the next-token distributions; 0 = identical.")
-            st.metric("Top-1 agreement", pct(q["top1"]), delta=f"{100 * (q['top1'] - 1):+.1f} pts",
+            st.metric("Top-1 agreement", pct(q.top1), delta=f"{100 * (q.top1 - 1):+.1f} pts",
                       help="Share of positions where the predicted next token is unchanged.")
-            st.metric("Perplexity", f"{q['ppl']:.2f}",
-                      delta=f"{q['ppl'] - q['ppl_full']:+.2f} vs {q['ppl_full']:.2f}", delta_color="inverse",
+            st.metric("Perplexity", f"{q.ppl:.2f}",
+                      delta=f"{q.ppl - q.ppl_full:+.2f} vs {q.ppl_full:.2f}", delta_color="inverse",
                       help="exp(mean negative log-likelihood of the actual next tokens).")
         else:
-            st.metric("Sentence-embedding cosine", f"{q['cos_embedding']:.4f}",
-                      delta=f"{q['cos_embedding'] - 1:+.4f} vs full", help="Cosine of mean-pooled outputs.")
-            st.metric("Per-token cosine", f"{q['cos_tokens']:.4f}", delta=f"{q['cos_tokens'] - 1:+.4f} vs full")
-        st.metric("Attention mass kept", pct(q["mass_kept"]),
+            st.metric("Sentence-embedding cosine", f"{q.cos_embedding:.4f}",
+                      delta=f"{q.cos_embedding - 1:+.4f} vs full", help="Cosine of mean-pooled outputs.")
+            st.metric("Per-token cosine", f"{q.cos_tokens:.4f}", delta=f"{q.cos_tokens - 1:+.4f} vs full")
+        st.metric("Attention mass kept", pct(q.mass_kept),
                   help="Mean share of each row's full softmax held by the kept keys.")
 
-    def compute_metrics(row, c: dict) -> None:
+    def compute_metrics(row, c) -> None:
         st.metric("Density", pct(row.density), delta=f"{100 * (row.density - 1):+.1f} pts",
                   delta_color="inverse", help="Kept query-key pairs / allowed pairs, all layers and heads.")
-        st.metric("Attention FLOPs", si(c["attn_flops"]), delta=pct(c["attn_flops"] / c["attn_flops_full"] - 1),
+        st.metric("Attention FLOPs", si(c.attn_flops), delta=pct(c.attn_flops / c.attn_flops_full - 1),
                   delta_color="inverse", help="2·d·(scored + kept pairs). Oracle policies score every pair.")
-        st.metric("Whole-model FLOPs", si(c["total_flops"]),
-                  delta=pct(c["total_flops"] / c["total_flops_full"] - 1, 2), delta_color="inverse",
+        st.metric("Whole-model FLOPs", si(c.total_flops),
+                  delta=pct(c.total_flops / c.total_flops_full - 1, 2), delta_color="inverse",
                   help="Attention plus 2 × linear parameters per token.")
-        if c["kv_bytes"] is not None:
-            kv_change = c["kv_bytes"] / c["kv_bytes_full"] - 1
-            st.metric("KV cache at the end", si(c["kv_bytes"], "B"), delta=pct(kv_change) if kv_change else None,
+        if c.kv_bytes is not None:
+            kv_change = c.kv_bytes / c.kv_bytes_full - 1
+            st.metric("KV cache at the end", si(c.kv_bytes, "B"), delta=pct(kv_change) if kv_change else None,
                       delta_color="inverse",
                       help="Only policies that never need a dropped key again (window, sink_window, h2o) save it.")
         else:
             st.metric("KV cache", "none", help="Encoders have no KV cache.")
-        st.metric("Time (measured)", f"{c['seconds']:.2f} s",
+        st.metric("Time (measured)", f"{c.seconds:.2f} s",
                   help="Wall time of this masked forward on the server. It varies with whatever else runs there "
                        "at the same moment (on one machine, your browser drawing this page). Masking simulates "
                        "sparsity: it saves no time.")

@@ -6,8 +6,6 @@ weights per layer (one extra pass, or one pass for all layers on short texts)
 and the rollout.  Moving a view control only redraws.
 """
 
-import math
-import re
 from functools import partial
 
 import numpy as np
@@ -15,14 +13,15 @@ import pandas as pd
 import streamlit as st
 
 from attnviz.figures import attention_heatmap, head_grid, head_stat_heatmap, pool_matrix, title_text, token_lines
-from attnviz.figures.grid import CELL_BUDGET
+from attnviz.figures.grid import grid_tiles
+from attnviz.figures.heatmap import capped_colour_top
+from attnviz.figures.lines import LINES_MAX, lines_window, shift_positions
 from ui.cached import fits_all_layers, get_layer_weights, get_rollout
 from ui.show import attempt, flow_row, load_analysis, pct
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 DEFAULT_LAYER, DEFAULT_HEAD = 15, 3  # 1-based, as shown: the start page's head (layer index 14, head index 2)
 MAX_SIDE = 256  # heatmaps pool bigger matrices (their titles say so)
-LINES_MAX = 100  # token lines: at most this many tokens on screen (labels stay readable); longer: a window
 MAX_THUMB = 48  # head_grid's default largest tile side
 LINE_THRESHOLD = 0.02
 
@@ -79,57 +78,6 @@ def _on_table(table_key: str, heads: list[tuple[int, int]]) -> None:
         layer, head = heads[rows[0]]
         set_value("explore_layer", layer + 1)
         set_value("explore_head", head + 1)
-
-
-_LOCAL_POS = re.compile(r"\(#(\d+)\)")
-_TICK_POS = re.compile(r"^#(\d+)$")
-
-
-def shift_positions(fig, offset: int, count: int):
-    """token_lines numbers the ``count`` tokens it is given from 0: show their positions in the whole text."""
-    if not offset:
-        return fig
-
-    def shift(pattern, s):
-        return pattern.sub(lambda m: m[0].replace(m[1], str(int(m[1]) + offset)), s) if isinstance(s, str) else s
-
-    for trace in fig.data:
-        trace.name = shift(_LOCAL_POS, trace.name)
-        for attr in ("text", "hovertext"):
-            value = getattr(trace, attr, None)
-            if isinstance(value, str):
-                setattr(trace, attr, shift(_LOCAL_POS, value))
-            elif value is not None:
-                setattr(trace, attr, [shift(_LOCAL_POS, v) for v in value])
-    ticks = fig.layout.yaxis.tickvals
-    if ticks and len(ticks) > 1:  # keep the figure's spacing, at round positions of the whole text
-        step = int(ticks[1] - ticks[0])
-        local = [i for i in range(count) if (i + offset) % step == 0]
-        fig.update_yaxes(tickvals=local, ticktext=[f"#{i + offset}" for i in local])
-    return fig
-
-
-def lines_window(selected: list[int], n: int, causal: bool) -> tuple[int, int, list[int]]:
-    """``(start, end, dropped)``: at most ``LINES_MAX`` consecutive tokens around the selected ones.
-
-    A causal token only looks back, so the window ends at the last selected token; an encoder's
-    window is centred on the selection.  Selected tokens that do not fit are ``dropped``.
-    """
-    if n <= LINES_MAX:
-        return 0, n, []
-    if not selected:
-        return (n - LINES_MAX, n, []) if causal else (0, LINES_MAX, [])
-    lo, hi = min(selected), max(selected)
-    if causal:
-        lo = max(lo, hi - LINES_MAX + 1)
-    else:
-        hi = min(hi, lo + LINES_MAX - 1)
-    dropped = [i for i in selected if not lo <= i <= hi]
-    if causal:
-        start = max(0, hi + 1 - LINES_MAX)
-    else:
-        start = min(max(0, (lo + hi + 1) // 2 - LINES_MAX // 2), n - LINES_MAX)
-    return start, start + LINES_MAX, dropped
 
 
 controls = shared_controls()
@@ -198,13 +146,8 @@ else:
 
     def colour_top(m: np.ndarray) -> tuple[float | None, str]:
         """zmax for a heatmap of ``m`` (None: the figure's own) and a caption when the colours are capped."""
-        if not cap or m.shape[1] < 3:
-            return None, ""
-        pooled, _ = pool_matrix(m, MAX_SIDE, mode="share")
-        rest = pooled[:, 1:]
-        rest = rest[np.isfinite(rest)]
-        top, real = float(rest.max()) if rest.size else 0.0, float(np.nanmax(pooled))
-        if top <= 0 or top >= real * 0.98:
+        top, real = capped_colour_top(m, MAX_SIDE) if cap else (None, None)
+        if top is None:
             return None, ""
         return top, (f"Colours run up to {top:.2f}; the first token gets up to {real:.2f} and shows as the darkest "
                      "blue (switch off *Colours ignore the first token* to see true proportions).")
@@ -238,19 +181,12 @@ else:
             heatmap(m, f"Layer {layer + 1}, head {head + 1}: who looks at whom", key)
 
     def grid_thumbs(layers: list[int]) -> tuple[np.ndarray, str | None]:
-        """``(layers, heads, s, s)`` tiles for head_grid, sized so it does not pool them again, and a note.
-
-        The summary's thumbnails are block *means*; times the keys per block they read as head_grid's hover says:
-        the share of attention a block of queries gives a block of keys (exact when the block size divides n).
-        """
-        t = np.stack([summary.thumbs[lyr].float().numpy() for lyr in layers]) * (n / summary.thumbs[0].shape[-1])
-        side = max(4, min(MAX_THUMB, math.isqrt(CELL_BUDGET // (len(layers) * H))))
-        if max(t.shape[-2:]) > side:
-            t = np.stack([np.stack([pool_matrix(tile, side, mode="share")[0] for tile in lyr]) for lyr in t])
-        cells = max(t.shape[-2:])
+        """``(layers, heads, s, s)`` tiles for head_grid, sized so it does not pool them again, and a note."""
+        tiles = grid_tiles(np.stack([summary.thumbs[lyr].float().numpy() for lyr in layers]), n, MAX_THUMB)
+        cells = max(tiles.shape[-2:])
         per = n / cells
-        return t, None if per <= 1 else (f"each tile shrinks the head's {n}×{n} map to {cells}×{cells} cells: a cell "
-                                         f"pools about {per:.2g}×{per:.2g} token pairs")
+        return tiles, None if per <= 1 else (f"each tile shrinks the head's {n}×{n} map to {cells}×{cells} cells: a "
+                                             f"cell pools about {per:.2g}×{per:.2g} token pairs")
 
     def stats_frame(rows: list[dict]) -> pd.DataFrame:
         return pd.DataFrame({

@@ -4,15 +4,13 @@ import csv
 import io
 import json
 
-import numpy as np
 import streamlit as st
 
 from attnviz.figures import attention_share_plot, frontier_plot
-from attnviz.frontier import frontier_rows
-from attnviz.measure import budget_pass
+from attnviz.measure.frontier import frontier_rows
+from attnviz.measure.scaling import KNOWN_CONFIGS, config_from_model, share_curves
 from attnviz.policies import POLICIES
-from attnviz.scaling import KNOWN_CONFIGS, attention_share, config_from_model
-from ui.cached import SHARED_LAYER, get_model
+from ui.cached import SHARED_LAYER, swept_rows
 from ui.params import policy_controls
 from ui.show import attempt, load_analysis, si
 from ui.state import page_param, remember, shared_controls, sync_url
@@ -92,21 +90,8 @@ if analysis is not None:
     st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: up to 8 sizes per policy, from about n/32 to 3n/4 "
                "keys (top-p: masses 0.5 to 0.999); on short texts some sizes coincide.")
 
-    @st.cache_resource(show_spinner=False)
-    def finished_sweeps() -> dict:
-        """Sweeps already run, shared by every session (keyed by plain values; the newest 4 are kept)."""
-        return {}
-
     def sweep(progress) -> list[dict]:
-        # The progress bar belongs to this run, so the sweep itself runs outside any cached function.
-        key = (controls.model, controls.text, controls.max_tokens, tuple(b.label for b in budgets))
-        store = finished_sweeps()
-        if key not in store:
-            rows = budget_pass(get_model(controls.model), ref, budgets, progress=progress)
-            store[key] = [{**r.to_json(), "label": r.budget.label} for r in rows]
-            for old in list(store)[:-4]:
-                store.pop(old, None)
-        return store[key]
+        return swept_rows(controls.model, controls.text, controls.max_tokens, ref, budgets, progress)
 
     def sweep_results(x_key: str) -> None:
         if not chosen:
@@ -157,11 +142,8 @@ if analysis is not None:
         "earlier token while the rest of the model does a fixed amount of work per token. Counted with the "
         "formulas on the *Methods* page, for the loaded model and a few well-known larger ones:"
     )
-    lengths = np.unique(np.geomspace(64, 131072, 40).astype(int))
     configs = {"this model" if lm.causal else "this model (as if causal)": config_from_model(lm.model)}
-    configs.update(KNOWN_CONFIGS)
-    curves = {name: (lengths, np.array([attention_share(cfg, int(n)) for n in lengths])) for name, cfg in
-              configs.items()}
+    curves = share_curves({**configs, **KNOWN_CONFIGS})
     st.plotly_chart(attention_share_plot(curves, marker_n=ref.n_tokens), width="stretch")
     with results:
         sweep_results(x_key)

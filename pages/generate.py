@@ -6,10 +6,10 @@ import streamlit as st
 
 from attnviz.budget import Budget
 from attnviz.figures import continuation_html
-from attnviz.generate import first_divergence, generate_each
+from attnviz.generate import first_divergence
+from attnviz.inspection.tokens import describe_tokens
 from attnviz.policies import POLICIES
-from attnviz.tokens import describe_tokens
-from ui.cached import HASH_FUNCS, get_model
+from ui.cached import get_continuations, get_model
 from ui.params import policy_controls
 from ui.show import attempt, si
 from ui.state import page_param, remember, shared_controls, sync_url
@@ -46,17 +46,9 @@ pol = policy_controls(pol_cls, prefix="gen_", columns=[d], legacy={"sinks": "gen
 sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_new=st.session_state["gen_new"], gen_sinks=None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16, hash_funcs=HASH_FUNCS)
-def _generate_pair(model: str, prompt: str, budget: Budget, new_tokens: int, max_tokens: int):
-    """Full and budgeted continuations, made side by side (one core each): the pair takes about as long as
-    the budgeted one alone, so the full one is simply made again with each budget."""
-    lm = get_model(model)
-    return generate_each(lm, prompt, [Budget("full"), budget], new_tokens, max_tokens)
-
-
 budget = Budget(pol, keys=size.get("keys"), ratio=size.get("ratio"))
 with st.spinner("Generating with full attention and with the budget, side by side…"):
-    pair = attempt(lambda: _generate_pair(controls.model, controls.text, budget, int(st.session_state["gen_new"]),
+    pair = attempt(lambda: get_continuations(controls.model, controls.text, budget, int(st.session_state["gen_new"]),
                                           controls.max_tokens), "Generating")
 full, budgeted = pair if pair else (None, None)
 

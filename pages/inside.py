@@ -1,7 +1,7 @@
 """Inside one attention head: the project's own kernel on small vectors you type, every step shown.
 
 Then the source article's worked example and attention module, computed correctly next to what it claimed.
-Every number comes from ``attnviz.kernel.attention_steps`` (via ``attnviz.teaching``); no model is loaded.
+Every number comes from ``attnviz.engine.kernel.attention_steps`` (via ``attnviz.teaching.inside``); no model is loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from attnviz.figures import matrix_figure
-from attnviz.teaching import (
+from attnviz.teaching.inside import (
     DEFAULT_TOKENS,
     DOCUMENT_CLAIMS,
     DOCUMENT_CODE,

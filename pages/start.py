@@ -60,20 +60,20 @@ else:
         if row is None:
             return
         q, c = row.quality, row.compute
-        saved = 1 - c["attn_flops"] / c["attn_flops_full"]
+        saved = 1 - c.attn_flops / c.attn_flops_full
         with left:
             with flow_row("large"):  # as wide as their text: a label or value is never cut, the pair wraps instead
-                st.metric("Quality kept", pct(q["top1"]), width="content", help="Measured: share of positions "
+                st.metric("Quality kept", pct(q.top1), width="content", help="Measured: share of positions "
                           "where the budgeted model predicts the same next word as the full model.")
                 st.metric("Attention compute saved", pct(saved), width="content", help="Counted from formulas: "
                           "attention FLOPs skipped. Top-k still scores every pair before choosing, so at most half "
                           "can be saved.")
-            share = c["attn_flops_full"] / c["total_flops_full"]
+            share = c.attn_flops_full / c.total_flops_full
             st.caption(
-                f"Each word keeps {pct(row.density)} of its links. **Measured**: {pct(q['top1'])} of next-word "
-                f"predictions unchanged; KL divergence {q['kl']:.3f} nats; perplexity {q['ppl']:.2f} "
-                f"(full: {q['ppl_full']:.2f}). **Counted**: attention is {pct(share)} of the model's "
-                f"{si(c['total_flops_full'], 'FLOPs')} on these {n} tokens; its share grows with length "
+                f"Each word keeps {pct(row.density)} of its links. **Measured**: {pct(q.top1)} of next-word "
+                f"predictions unchanged; KL divergence {q.kl:.3f} nats; perplexity {q.ppl:.2f} "
+                f"(full: {q.ppl_full:.2f}). **Counted**: attention is {pct(share)} of the model's "
+                f"{si(c.total_flops_full, 'FLOPs')} on these {n} tokens; its share grows with length "
                 "(see *Quality vs compute*)."
             )
         weights = row.weights[layer][head].float().numpy()

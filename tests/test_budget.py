@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from attnviz.budget import Budget, BudgetError, keep_counts
-from attnviz.budget_context import BudgetRun
+from attnviz.engine.run import BudgetRun
 from attnviz.policies import LayerView, get_policy
 
 

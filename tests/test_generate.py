@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from attnviz.budget import Budget, BudgetError
-from attnviz.budget_context import BudgetRun
+from attnviz.engine.run import BudgetRun
+from attnviz.engine.trunk import next_token_logprobs, run_trunk
 from attnviz.generate import first_divergence, generate, generate_each
 from attnviz.policies import get_policy
 from attnviz.text import TextError
-from attnviz.trunk import next_token_logprobs, run_trunk
 
 PROMPT = "The trophy did not fit into the brown suitcase because it was too big. So the boy"
 L, HKV = 30, 3  # SmolLM2-135M: layers, KV heads

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from attnviz.budget import Budget, BudgetError
-from attnviz.budget_context import BudgetRun
+from attnviz.engine.run import BudgetRun
 from attnviz.params import ParamError
 from attnviz.plugins import PluginError, load_plugins
 from attnviz.policies import POLICIES, Policy, get_policy, register
@@ -109,8 +109,8 @@ def test_a_plugin_gives_the_same_rows_packed_and_batched(smollm2, every_other):
     batched = budget_pass(smollm2, ref, budgets, pack=False)
     for a, b in zip(packed, batched, strict=True):
         assert a.stats.kept_pairs == b.stats.kept_pairs and a.density == b.density
-        assert a.quality["kl"] == pytest.approx(b.quality["kl"], abs=1e-4)
-        assert a.quality["kl"] > 0.01  # dropping half the keys changes the model
+        assert a.quality.kl == pytest.approx(b.quality.kl, abs=1e-4)
+        assert a.quality.kl > 0.01  # dropping half the keys changes the model
     assert packed[0].density != packed[1].density
 
 

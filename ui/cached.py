@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 import streamlit as st
 
 from attnviz.budget import Budget
+from attnviz.generate import Generation, generate_each
+from attnviz.inspection.observe import HeadStats, LayerSummary
+from attnviz.inspection.tokens import token_labels
 from attnviz.measure import Reference, Row, attention_weights, budget_pass, encode_for, reference_pass
 from attnviz.models import LoadedModel, load_model
-from attnviz.observe import HeadStats, LayerSummary
-from attnviz.tokens import token_labels
 
 
 def budget_key(budget: Budget) -> str:
@@ -69,9 +70,9 @@ def get_model(name: str) -> LoadedModel:
 
     Every object alive before and after the load is moved out of the cyclic garbage collector's reach
     (``gc.freeze``): a full collection walks every tracked object while holding the GIL, and with SmolLM2
-    loaded that is about 420,000 of them (imports, the tokenizer's vocabulary), 0.25-0.37 s measured, a
-    stall of every session's script whenever Python decides to collect (and 0.7 s of a 3.7 s load, 0.4 s
-    with the imports frozen first). They live as long as the server; a model dropped from this cache is
+    loaded there are hundreds of thousands of them (imports, the tokenizer's vocabulary): a stall of every
+    session's script whenever Python decides to collect (benchmarks/README.md). They live as long as the
+    server; a model dropped from this cache is
     still freed, by reference counting (tested: nothing in it is held by a cycle).
     """
     _freeze_live_objects()
@@ -135,7 +136,7 @@ def get_all_layer_weights(model: str, text: str, max_tokens: int) -> dict:
 
 def fits_all_layers(model: str, text: str, max_tokens: int) -> bool:
     """Whether all layers' weights of this text fit in ``ALL_LAYERS_BYTES`` (smollm2: ~340 tokens; minilm: 512)."""
-    from attnviz.compute import model_shape
+    from attnviz.measure.compute import model_shape
 
     lm = get_model(model)
     n = encode_for(lm, text, max_tokens).n_tokens
@@ -162,7 +163,42 @@ def get_rollout(model: str, text: str, max_tokens: int, through_layer: int):
     """Attention rollout ``(n, n)`` float32 over layers ``0..through_layer`` of the head-mean maps."""
     import numpy as np
 
-    from attnviz.aggregate import rollout
+    from attnviz.inspection.aggregate import rollout
 
     summary = get_analysis(model, text, max_tokens, None, True).summary
     return rollout([summary.head_mean[layer] for layer in range(through_layer + 1)], dtype=np.float32)
+
+
+@_shared(max_entries=16)
+def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, max_tokens: int) -> list[Generation]:
+    """Full and budgeted continuations of ``prompt``, made side by side (one core each): the pair takes about as
+    long as the budgeted one alone, so the full one is simply made again with each budget."""
+    lm = get_model(model)
+    return generate_each(lm, prompt, [Budget("full"), budget], new_tokens, max_tokens)
+
+
+@st.cache_resource(show_spinner=False)
+def _finished_sweeps() -> dict:
+    """Frontier sweeps already run, shared by every session: ``(model, text, cap, labels) -> rows``."""
+    return {}
+
+
+SWEEPS_KEPT = 4
+"""Frontier sweeps kept (each is a few hundred rows of JSON numbers)."""
+
+
+def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: list[Budget],
+               progress) -> list[dict]:
+    """The JSON rows (with labels) of ``budgets`` against ``ref``, swept once per server and reused.
+
+    Not a cached function itself: the progress bar belongs to the run that sweeps, so the sweep runs
+    outside any cached call and only its result is stored.
+    """
+    key = (model, text, max_tokens, tuple(budget_key(b) for b in budgets))
+    store = _finished_sweeps()
+    if key not in store:
+        rows = budget_pass(get_model(model), ref, budgets, progress=progress)
+        store[key] = [{**r.to_json(), "label": r.budget.label} for r in rows]
+        for old in list(store)[:-SWEEPS_KEPT]:
+            store.pop(old, None)
+    return store[key]

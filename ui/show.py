@@ -32,8 +32,8 @@ def attempt(fn: Callable[[], T], what: str) -> T | None:
 
 # Streamlit fades every element of a run that takes over 0.5 s (an opacity transition over 1 s). Under a slider
 # that answers in about a second the fade is only flicker, and animating the opacity of large heatmaps costs the
-# browser CPU that the server needs when both share a machine (measured: about 0.2 s per slider move, see
-# benchmarks/app_bench.py). Elements inside a live area keep full opacity; the running indicator still shows.
+# browser CPU that the server needs when both share a machine (benchmarks/README.md). Elements inside a live area
+# keep full opacity; the running indicator still shows.
 _LIVE_CSS = "<style>.st-key-live [data-stale='true'] {opacity: 1 !important; transition: none !important;}</style>"
 
 

@@ -45,9 +45,8 @@ def _slim_template(name: str, drop_layout: frozenset[str], traces: tuple[str, ..
 
     A figure carries its whole template: plotly_white is 7 kB of JSON (defaults for maps,
     3-D scenes and two dozen trace types), validated when each figure is made and serialised
-    when it is sent.  Slim (1.7 kB), making and serialising a figure takes 10-40 ms less
-    (a 128-token heatmap 23 -> 10 ms, the 30 x 9 head grid 102 -> 60 ms), and the pages
-    redraw figures on every slider move.
+    when it is sent.  A slim one is much cheaper to make and send (benchmarks/README.md), and
+    the pages redraw figures on every slider move.
     """
     full = pio.templates[name].to_plotly_json()
     return {"layout": {k: v for k, v in full["layout"].items() if k not in drop_layout},
@@ -257,10 +256,11 @@ def title_text(title: str, note: str | None = None) -> str:
     return title
 
 
-def pooling_note(factor: int, what: str = "averages") -> str | None:
+def pooling_note(factor: int, what: str = "averages", shown: str = "shown") -> str | None:
+    """The subtitle of a figure pooled by ``factor`` (None when it is not), e.g. "shown at 1/4 resolution: ..."."""
     if factor <= 1:
         return None
-    return f"shown at 1/{factor} resolution: each cell {what} {factor}×{factor} token pairs"
+    return f"{shown} at 1/{factor} resolution: each cell {what} {factor}×{factor} token pairs"
 
 
 def layout_dict(title: str, height: int, note: str | None = None, margin: dict | None = None, **extra) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import THUMB_SCALE, base_layout, check_labels, f32, plotly_text, truncate, visible
+from ._common import THUMB_SCALE, base_layout, check_labels, f32, plotly_text, pooling_note, truncate, visible
 from .pooling import pool_matrix
 
 PLOT_WIDTH = 1100  # px a wide Streamlit page gives a chart, roughly
@@ -161,7 +161,7 @@ def head_grid(
             name="heads",
         )
     )
-    base_layout(fig, title, fig_h, pooling_note_thumb(factor))
+    base_layout(fig, title, fig_h, pooling_note(factor, "pools", "thumbnails shown"))
     n_ticks = max(n_r, n_c)
     tick_size = 12 if n_ticks <= 16 else 10
     fig.update_layout(
@@ -200,12 +200,6 @@ def head_grid(
     )
     fig.update_xaxes(constrain="domain")
     return fig
-
-
-def pooling_note_thumb(factor: int) -> str | None:
-    if factor <= 1:
-        return None
-    return f"thumbnails shown at 1/{factor} resolution: each cell pools {factor}×{factor} token pairs"
 
 
 def head_stat_heatmap(
@@ -281,3 +275,19 @@ def head_stat_heatmap(
         ),
     )
     return fig
+
+
+def grid_tiles(thumbs: np.ndarray, n_tokens: int, max_side: int = 48) -> np.ndarray:
+    """Tiles ``(layers, heads, s, s)`` for :func:`head_grid` from block-mean thumbnails of the same shape
+    (:class:`attnviz.inspection.observe.LayerSummary`), as shares of attention, pooled further so the
+    whole grid fits :data:`CELL_BUDGET` (then :func:`head_grid` does not pool them again).
+
+    A thumbnail cell is a block *mean*; times the keys per block it reads as ``head_grid``'s hover says:
+    the share of attention a block of queries gives a block of keys (exact when the block size divides n).
+    """
+    layers, heads = thumbs.shape[:2]
+    t = thumbs * (n_tokens / thumbs.shape[-1])
+    side = max(4, min(max_side, math.isqrt(CELL_BUDGET // (layers * heads))))
+    if max(t.shape[-2:]) > side:
+        t = np.stack([np.stack([pool_matrix(tile, side, mode="share")[0] for tile in lyr]) for lyr in t])
+    return t

@@ -95,8 +95,7 @@ def _margins(y_ticks: list[str], y_font: int, x_ticks: list[str], x_font: int, a
     The axes keep ``automargin`` (a label wider than estimated still fits), but plotly
     draws a figure twice when its labels push the margins out, and the pages redraw
     heatmaps on every slider move.  Margins big enough from the start (estimated from
-    above, :func:`text_px`) save that second drawing: 25-40 ms of a 60-100 ms draw
-    (128 tokens, plotly alone in Chromium here).
+    above, :func:`text_px`) save that second drawing.
     """
     y_px = max((text_px(t, y_font) for t in y_ticks), default=0.0)
     x_px = max((text_px(t, x_font) for t in x_ticks), default=0.0)
@@ -292,3 +291,21 @@ def keep_mask_heatmap(
             layout=layout,
         )
     return fig
+
+
+def capped_colour_top(m: np.ndarray, max_side: int) -> tuple[float | None, float | None]:
+    """A colour-scale top that ignores the first key, and the first key's true top: ``(top, real)``, or
+    ``(None, None)`` when capping would change little (or ``m`` ``(q, k)`` has under 3 keys).
+
+    Most heads park much of their attention on the first token (an attention sink); on a scale set by
+    it every other weight looks white.  Both numbers are of ``m`` pooled to ``max_side`` as drawn.
+    """
+    if m.shape[1] < 3:
+        return None, None
+    pooled, _ = pool_matrix(m, max_side, mode="share")
+    rest = pooled[:, 1:]
+    rest = rest[np.isfinite(rest)]
+    top, real = float(rest.max()) if rest.size else 0.0, float(np.nanmax(pooled))
+    if top <= 0 or top >= real * 0.98:
+        return None, None
+    return top, real

@@ -7,6 +7,7 @@ runs top to bottom, so a causal model's lines always go up or straight across.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 
 from ._common import MUTED, OKABE_ITO, as_2d, base_layout, check_labels, short_label
 
+LINES_MAX = 100  # tokens on screen at most: labels stay readable; a longer text shows a window
 MAX_HEIGHT = 1600  # px: beyond ~120 tokens rows get tight; the figure stops growing here
 ROW_PX_MAX = 20
 ROW_PX_MIN = 10
@@ -221,4 +223,55 @@ def token_lines(
         margin=dict(t=150, b=70),
         hovermode="closest",
     )
+    return fig
+
+
+def lines_window(selected: list[int], n: int, causal: bool, most: int = LINES_MAX) -> tuple[int, int, list[int]]:
+    """``(start, end, dropped)``: at most ``most`` consecutive tokens around the selected ones.
+
+    A causal token only looks back, so the window ends at the last selected token; an encoder's
+    window is centred on the selection.  Selected tokens that do not fit are ``dropped``.
+    """
+    if n <= most:
+        return 0, n, []
+    if not selected:
+        return (n - most, n, []) if causal else (0, most, [])
+    lo, hi = min(selected), max(selected)
+    if causal:
+        lo = max(lo, hi - most + 1)
+    else:
+        hi = min(hi, lo + most - 1)
+    dropped = [i for i in selected if not lo <= i <= hi]
+    if causal:
+        start = max(0, hi + 1 - most)
+    else:
+        start = min(max(0, (lo + hi + 1) // 2 - most // 2), n - most)
+    return start, start + most, dropped
+
+
+_LOCAL_POS = re.compile(r"\(#(\d+)\)")
+_TICK_POS = re.compile(r"^#(\d+)$")
+
+
+def shift_positions(fig, offset: int, count: int):
+    """token_lines numbers the ``count`` tokens it is given from 0: show their positions in the whole text."""
+    if not offset:
+        return fig
+
+    def shift(pattern, s):
+        return pattern.sub(lambda m: m[0].replace(m[1], str(int(m[1]) + offset)), s) if isinstance(s, str) else s
+
+    for trace in fig.data:
+        trace.name = shift(_LOCAL_POS, trace.name)
+        for attr in ("text", "hovertext"):
+            value = getattr(trace, attr, None)
+            if isinstance(value, str):
+                setattr(trace, attr, shift(_LOCAL_POS, value))
+            elif value is not None:
+                setattr(trace, attr, [shift(_LOCAL_POS, v) for v in value])
+    ticks = fig.layout.yaxis.tickvals
+    if ticks and len(ticks) > 1:  # keep the figure's spacing, at round positions of the whole text
+        step = int(ticks[1] - ticks[0])
+        local = [i for i in range(count) if (i + offset) % step == 0]
+        fig.update_yaxes(tickvals=local, ticktext=[f"#{i + offset}" for i in local])
     return fig

@@ -9,7 +9,7 @@ _BUILTIN_ATTENTION = ("eager", "sdpa", "flex_attention")
 
 def prepare_attention(attn_implementation: str) -> str:
     """The name to pass to ``from_pretrained``: ours registered if asked for; names transformers lacks refused."""
-    from ..hf_attention import ATTN_IMPL, ensure_registered
+    from ..engine.hf_attention import ATTN_IMPL, ensure_registered
 
     if attn_implementation == ATTN_IMPL:
         return ensure_registered()

@@ -5,7 +5,7 @@ whose fields are its parameters, and it has one job: given one layer's
 attention scores for one sequence, say which keys each query keeps.
 Everything else -- how many keys a row may keep, the softmax over the kept
 keys, statistics, FLOP and memory accounting -- is shared and lives in
-:mod:`attnviz.budget_context`.
+:mod:`attnviz.engine.run`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError, keep_counts
-from ..ladders import key_ladder
 from ..params import Param, check_values, parameters
+from .ladders import key_ladder
 
 __all__ = ["Policy", "LayerView", "by_rows", "keep_top", "kth_largest", "nearness", "row_counts"]
 
@@ -169,7 +169,7 @@ class Policy:
 
         Args:
             scores: scaled scores ``(q_heads, q_len, k_len)``, -inf where ``allowed``
-                is False (as :class:`~attnviz.budget_context.BudgetRun` passes them).
+                is False (as :class:`~attnviz.engine.run.BudgetRun` passes them).
             allowed: bool ``(1, q_len, k_len)``, the model's own mask.
             budget: the budget for this layer.
             view: layer facts, with ``view.counts`` the keys each row may keep.
@@ -276,8 +276,8 @@ def keep_top(values: torch.Tensor, allowed: torch.Tensor, counts: torch.Tensor, 
 def kth_largest(values: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k``-th largest entry along the last axis, shape ``(..., 1)`` (``1 <= k <= values.shape[-1]``).
 
-    numpy's introselect (``np.partition``) on one core is about twice as fast
-    as ``torch.topk`` on two, and a sweep spends much of its attention time here.
+    numpy's introselect (``np.partition``) beats ``torch.topk`` here (benchmarks/README.md),
+    and a sweep spends much of its attention time in this selection.
     """
     n = values.shape[-1]
     chosen = by_rows(lambda rows: np.partition(rows, n - k, axis=-1)[:, n - k], values.numpy())

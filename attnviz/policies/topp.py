@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ..budget import Budget
-from ..ladders import mass_ladder
 from .base import Policy, by_rows
+from .ladders import mass_ladder
 from .registry import register
 
 
@@ -42,8 +42,8 @@ class TopP(Policy):
 def nucleus(probs: np.ndarray, p: float) -> np.ndarray:
     """Bool mask ``(rows, k)``: per row the smallest set of largest ``probs`` whose sum reaches ``p``.
 
-    numpy's vectorised sort of the values alone is about ten times faster than
-    ``torch.sort``'s values and indices; the set is then "every weight above the
+    numpy's vectorised sort of the values alone is much faster than ``torch.sort``'s
+    values and indices (benchmarks/README.md); the set is then "every weight above the
     edge weight, plus as many keys equal to it as the count needs, earliest first".
     """
     desc = np.sort(probs, axis=-1)[:, ::-1]

@@ -108,3 +108,21 @@ def test_an_encoder_offers_only_fitting_policies_and_quality_axes():
     assert at.selectbox(key="fr_y").value == "cos_embedding"  # KL needs a next-token distribution
     assert any("no KV cache" in i.value for i in at.info)
     assert (table(at)["cos_embedding"] <= 1 + 1e-6).all()
+
+
+def test_a_plugin_policy_is_swept_with_its_parameter(every_other):
+    """With ATTNVIZ_PLUGINS set, the user's policy is among the choices, gets a control for its parameter, and its
+    rows carry the chosen value; changing it sweeps again with the new value."""
+    at = open_page(policies=("every_other",))
+    assert not at.exception and not at.error
+    assert "every_other" in at.multiselect(key="fr_policies").options
+    box = at.number_input(key="fr_param.every_other.phase")
+    assert box.value == 0
+    before = table(at)
+    assert set(before["policy"]) == {"every_other"} and all(b.endswith("phase=0") for b in before["budget"])
+    box.set_value(1).run()
+    assert not at.exception and not at.error
+    after = table(at)
+    assert all(b.endswith("phase=1") for b in after["budget"])
+    assert list(after["density"]) != list(before["density"])
+    assert at.query_params["fr_param.every_other.phase"] == "1"

@@ -80,3 +80,10 @@ def test_empty_text_shows_an_error_not_a_traceback():
     assert not at.exception
     assert any("empty" in e.value for e in at.error)
     assert not at.metric
+
+
+def test_a_plugin_policy_generates_with_its_parameter(every_other):
+    at = open_page(gen_policy="every_other", gen_k=8, **{"gen_param.every_other.phase": 1})
+    assert not at.exception and not at.error
+    assert at.number_input(key="gen_param.every_other.phase").value == 1
+    assert any("every_other K=8 phase=1" in m.value for m in at.markdown)

@@ -16,7 +16,7 @@ import torch
 from policy_helpers import causal, keep_mask, mat
 
 from attnviz.budget import Budget, BudgetError
-from attnviz.budget_context import BudgetRun
+from attnviz.engine.run import BudgetRun
 from attnviz.policies import get_policy
 
 HOT = 30.0  # a target key's score; every other cached key gets 0 -> weight ~e^-30, negligible

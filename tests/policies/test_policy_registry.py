@@ -3,7 +3,7 @@
 import pytest
 
 from attnviz.budget import Budget, BudgetError
-from attnviz.budget_context import BudgetRun
+from attnviz.engine.run import BudgetRun
 from attnviz.policies import POLICIES, get_policy
 
 KNOWN = ["full", "topk", "topp", "window", "sink_window", "h2o", "random"]

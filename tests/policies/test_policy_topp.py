@@ -11,7 +11,7 @@ import torch
 from policy_helpers import causal, encoder, keep_mask, mat
 
 from attnviz.budget import Budget, BudgetError
-from attnviz.budget_context import BudgetRun
+from attnviz.engine.run import BudgetRun
 from attnviz.policies import get_policy
 
 L = math.log

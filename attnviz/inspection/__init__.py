@@ -1,0 +1,1 @@
+"""Looking at attention without a budget: per-layer observers, head aggregates and rollout, token labels."""
