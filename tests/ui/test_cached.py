@@ -7,6 +7,8 @@ import pytest
 
 from ui.cached import get_model
 
+pytestmark = pytest.mark.model  # get_model loads the real models
+
 
 @pytest.mark.parametrize("name", ["smollm2", "minilm"])
 def test_a_loaded_model_is_frozen_out_of_gc_yet_freed_when_dropped(name):
