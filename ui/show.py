@@ -8,6 +8,7 @@ from typing import TypeVar
 import streamlit as st
 
 from attnviz.budget import BudgetError
+from attnviz.inspection.tokens import TOKEN_LEGEND
 from attnviz.models import ModelLoadError
 from attnviz.text import TextError
 
@@ -100,3 +101,8 @@ def si(x: float | None, unit: str = "") -> str:
         if abs(x) >= factor:
             return f"{x / factor:.3g} {prefix}{unit}"
     return f"{x:.3g} {unit}".strip()
+
+
+def token_legend() -> None:
+    """One grey line under anything that shows tokens: what ␣, ↵, split words and (1/2) mean."""
+    st.caption(TOKEN_LEGEND)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
-    "SPACE_MARK", "NEWLINE_MARK", "TAB_MARK", "CONTINUATION_MARK", "TokenInfo",
+    "SPACE_MARK", "NEWLINE_MARK", "TAB_MARK", "CONTINUATION_MARK", "TOKEN_LEGEND", "TokenInfo",
     "bytes_to_unicode", "clean_text_for_display", "describe_tokens", "token_labels",
 ]
 
@@ -45,6 +45,9 @@ TAB_MARK = "⇥"
 CR_MARK = "␍"
 CONTINUATION_MARK = "…"
 DOTTED_CIRCLE = "◌"
+TOKEN_LEGEND = (f"How tokens are written: {SPACE_MARK} = a space before the word · {NEWLINE_MARK} = a line break · "
+                "a word may be split into several tokens · 注(1/2) = part of a character split over tokens")
+"""One line that explains the notation of :func:`token_labels`, for wherever tokens are shown."""
 _MARKS = {" ": SPACE_MARK, "\n": NEWLINE_MARK, "\t": TAB_MARK, "\r": CR_MARK, "\x7f": "␡"}
 _SP_BYTE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
