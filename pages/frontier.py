@@ -13,30 +13,57 @@ from attnviz.policies import POLICIES
 from ui.cached import SHARED_LAYER, swept_rows
 from ui.params import policy_controls
 from ui.show import attempt, load_analysis, si
-from ui.state import page_param, remember, shared_controls, sync_url
+from ui.state import is_kept, page_param, persistent, remember, shared_controls, sync_url
 
 controls = shared_controls()
 st.title("Quality vs compute")
 st.markdown(
     "Each point is one rerun of the model with one budget. Left is cheaper; the quality axis says which way is "
     "better (lower KL and perplexity, higher agreement). A point is **efficient** (outlined, joined by the "
-    "dashed line) when no other point, of any policy, is both at least as cheap and at least as good. "
-    "Quality is measured; compute is counted."
+    "dashed line) when no other point, of any policy, is both at least as cheap and at least as good on the "
+    "chosen axes. Quality is measured; compute is counted."
 )
 
-X_AXES = {"density": "density (kept / allowed pairs)", "attn_flops": "attention FLOPs (counted)",
-          "kv_bytes": "KV cache bytes at the end (counted)"}
+# Attention FLOPs first (the default): it charges each policy for every score it computes, so an oracle that must
+# score every pair to choose its keys cannot look cheap. Density (kept links) would crown the oracles.
+X_AXES = {"attn_flops": "attention FLOPs, scoring included (counted)",
+          "kv_bytes": "KV cache bytes at the end (counted)",
+          "density": "density: kept links, not work saved"}
+X_HELP = ("Attention FLOPs = 2·d·(pairs scored) + 2·d·(pairs kept): an oracle (topk, topp) scores every pair "
+          "before choosing, so it never goes below half of full attention. KV cache bytes: only window, "
+          "sink_window and h2o drop keys for good; the others keep the whole cache. Density = kept / allowed "
+          "pairs: which links are kept, not the work saved (an oracle scores every pair and keeps the whole "
+          "cache whatever its density). Formulas on the Methods page.")
+EFFICIENT_MEANS = {
+    "attn_flops": "**Efficient** on attention FLOPs: no other point is at least as good for at most the same "
+                  "counted work, scoring included. An oracle (topk, topp) pays for scoring every pair, so it saves "
+                  "at most the value half, and it still keeps the whole KV cache.",
+    "kv_bytes": "**Efficient** on KV cache bytes: no other point is at least as good with at most the same cache. "
+                "Only window, sink_window and h2o shrink the cache; topk, topp and random keep all of it, so they "
+                "sit at the full cache's size and can be efficient there only as the best quality at no saving.",
+    "density": "**Efficient** on density: no other point is at least as good with at most as many kept links. "
+               "Density counts kept links, not work saved: an oracle (topk, topp) keeps few links but must score "
+               "every pair and keep the whole cache, so a ring here says which links matter, not what to deploy.",
+}
 Y_AXES = {"kl": "KL divergence to full (nats, lower is better)", "top1": "top-1 agreement (higher is better)",
           "ppl": "perplexity (lower is better)", "cos_embedding": "embedding cosine (encoders; higher is better)",
           "mass_kept": "attention mass kept (higher is better)"}
 ALL = [name for name, cls in POLICIES.items() if not cls.reference]
 _num = st.column_config.NumberColumn
+
+
+def policy_names(text: str) -> list[str]:
+    """The policies a link names, e.g. ``window,h2o`` (empty: none)."""
+    return list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+
+
 # How the table shows each result key (the CSV and JSON keep the keys and raw numbers). Columns not named here
 # (the full run's values, the same on every row) are left out of the table and said once under it.
 TABLE_COLUMNS = {
     "budget": st.column_config.TextColumn("Budget", help="The policy and its size (the policy alone is the "
                                           "'policy' column of the downloads)."),
-    "density": _num("Density", format="percent", help="Counted: kept / allowed query–key pairs."),
+    "density": _num("Density", format="percent", help="Counted: kept / allowed query–key pairs: kept links, "
+                    "not work saved (an oracle scores every pair whatever it keeps)."),
     "kl": _num("KL (nats)", format="%.4f", help="Measured: KL divergence from the full model's next-word "
                "distribution, averaged over positions. 0 = identical."),
     "top1": _num("Top-1 agreement", format="percent", help="Measured: share of positions where the budgeted "
@@ -50,7 +77,8 @@ TABLE_COLUMNS = {
                        "with the full model's (encoders)."),
     "attn_pairs": _num("Pairs kept", format="localized", help="Counted: query–key pairs kept, over all layers "
                        "and heads."),
-    "attn_flops": _num("Attention FLOPs", format="compact", help="Counted from the formulas on the Methods page."),
+    "attn_flops": _num("Attention FLOPs", format="compact", help="Counted from the formulas on the Methods page, "
+                       "scoring included: an oracle (topk, topp) pays for scoring every pair."),
     "total_flops": _num("Whole-model FLOPs", format="compact", help="Counted from the formulas on the Methods "
                         "page."),
     "kv_bytes": _num("KV cache (bytes)", format="compact", help="Counted: cached keys and values at the last "
@@ -61,7 +89,7 @@ TABLE_COLUMNS = {
                                                  "least as cheap and at least as good on the chosen axes."),
 }
 
-page_param("fr_x", "density")
+page_param("fr_x", "attn_flops")
 page_param("fr_y", "kl")
 analysis = load_analysis(controls, layer=SHARED_LAYER)  # the start page's reference: no second forward
 if analysis is not None:
@@ -71,21 +99,32 @@ if analysis is not None:
     if not lm.causal and st.session_state["fr_y"] in ("kl", "top1", "ppl"):
         st.session_state["fr_y"] = "cos_embedding"
     a, b, c = st.columns([3, 1, 1])
-    chosen = a.multiselect("Policies", fit, default=fit, key="fr_policies")
+    # Kept across pages and in the link (fr_policies=window,h2o); every fitting policy when neither says.
+    from_link = not is_kept("fr_policies")
+    persistent("fr_policies", fit, url="fr_policies", cast=policy_names)
+    wanted = st.session_state["fr_policies"]
+    if from_link and (unknown := [p for p in wanted if p not in fit]):
+        st.warning(f"The link's policies {', '.join(unknown)} do not exist or do not fit this model; left out.")
+    # A policy that does not fit this model (h2o with an encoder) stays kept for when the model changes back.
+    st.session_state["fr_policies"] = [p for p in wanted if p in fit]
+    chosen = a.multiselect("Policies", fit, key="fr_policies", on_change=remember, args=("fr_policies",))
     b.selectbox("Compute axis", list(X_AXES), key="fr_x", format_func=X_AXES.get, on_change=remember,
-                args=("fr_x",))
+                args=("fr_x",), help=X_HELP)
     c.selectbox("Quality axis", list(Y_AXES), key="fr_y", format_func=Y_AXES.get, on_change=remember,
                 args=("fr_y",))
     x_key, y_key = st.session_state["fr_x"], st.session_state["fr_y"]
-    sync_url(fr_x=x_key, fr_y=y_key)
+    sync_url(fr_x=x_key, fr_y=y_key, fr_policies=None if chosen == fit else ",".join(chosen))
     with_params = [p for p in chosen if POLICIES[p].parameters()]
     policies = {p: POLICIES[p]() for p in chosen}
+    # Parameters of policies not chosen say nothing about this view: out of the link (their values stay kept).
+    sync_url(**dict.fromkeys(k for k in st.query_params if k.startswith("fr_param.")
+                             and k.split(".")[1] not in with_params))
     if with_params:
         with st.expander("Policy parameters", expanded=False):
             cols = st.columns(max(2, len(with_params)))
             for col, name in zip(cols, with_params, strict=False):
                 col.markdown(f"`{name}`")
-                policies[name] = policy_controls(POLICIES[name], prefix="fr_", columns=[col])
+                policies[name] = policy_controls(POLICIES[name], prefix="fr_", columns=[col], siblings=with_params)
     budgets = [b for pol in policies.values() for b in pol.ladder(ref.n_tokens)]
     st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: up to 8 sizes per policy, from about n/32 to 3n/4 "
                "keys (top-p: masses 0.5 to 0.999); on short texts some sizes coincide.")
@@ -107,9 +146,10 @@ if analysis is not None:
             return
         x_axis = X_AXES[x_key]
         if x_key == "kv_bytes" and not lm.causal:
-            st.info("Encoders have no KV cache; showing density instead.")
-            x_key, x_axis = "density", X_AXES["density"]
+            st.info("Encoders have no KV cache; showing attention FLOPs instead.")
+            x_key, x_axis = "attn_flops", X_AXES["attn_flops"]
         points = frontier_rows(rows, x=x_key, y=y_key)
+        st.markdown(EFFICIENT_MEANS[x_key])
         st.plotly_chart(frontier_plot(points, x_axis, Y_AXES[y_key], log_x=x_key != "density"), width="stretch")
         table = [{"policy": r["policy"], "budget": r["label"], "density": r["density"],
                   **{k: v for k, v in r["quality"].items() if v is not None},

@@ -53,13 +53,19 @@ Encoders (MiniLM) have no next token: **embedding cosine** is the cosine similar
 
 ### Compute and memory (counted)
 For a model with L layers, H query heads, H_kv key/value heads and head size d:
-* a **pair** is one query–key combination in one layer and head. **Density** = kept pairs / allowed pairs.
+* a **pair** is one query–key combination in one layer and head. **Density** = kept pairs / allowed pairs: it
+  counts kept links, not work saved (an oracle scores every pair and keeps the whole cache whatever its density).
 * **Attention FLOPs** = 2·d·(scored pairs) + 2·d·(kept pairs): a score q·k costs 2d, and so does adding one
-  weighted value. Oracle policies (top-k, top-p) score every allowed pair; the others only what they keep.
+  weighted value. Oracle policies (top-k, top-p) score every allowed pair; the others only what they keep. So an
+  oracle never goes below half of full attention's FLOPs. This is the *Quality vs compute* page's default
+  compute axis.
 * **Whole-model FLOPs** = attention FLOPs + 2 × (parameters of every projection, MLP and output layer) per token
   ([Kaplan et al., 2020](https://arxiv.org/abs/2001.08361)); the output layer counts even when tied to the embedding.
 * **KV cache** at the end of the text = cached keys × 2 (keys and values) × d × bytes per number (4 in float32),
-  over layers and KV heads. Only policies that never need a dropped key again (window, sink_window, h2o) shrink it.
+  over layers and KV heads. Only policies that never need a dropped key again (window, sink_window, h2o) shrink it;
+  top-k, top-p and random keep every key, since a later query may pick any of them.
+* **Efficient** (*Quality vs compute*): a point no other point beats, being at least as good for at most the same
+  cost on the chosen compute axis (attention FLOPs, KV cache bytes or density).
 * **Time** is measured wall-clock time of the budgeted forward pass, shared evenly by the budgets that ran in
   one pass (a frontier sweep of a short text runs two passes at a time, one core each; the Generate page makes
   its two continuations side by side the same way). attnviz *simulates*

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -177,28 +179,40 @@ def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, 
     return generate_each(lm, prompt, [Budget("full"), budget], new_tokens, max_tokens)
 
 
+SWEPT_ROWS_KEPT = 1024
+"""Budget rows kept by :func:`swept_rows`, over every model and text: about 1 kB of JSON numbers each, so at most
+about 1 MB (a 6-policy sweep is about 48 rows: some 20 such sweeps)."""
+
+
 @st.cache_resource(show_spinner=False)
-def _finished_sweeps() -> dict:
-    """Frontier sweeps already run, shared by every session: ``(model, text, cap, labels) -> rows``."""
-    return {}
-
-
-SWEEPS_KEPT = 4
-"""Frontier sweeps kept (each is a few hundred rows of JSON numbers)."""
+def _finished_sweeps() -> tuple[OrderedDict, threading.Lock]:
+    """Frontier rows already swept, shared by every session: ``(model, text, cap, budget_key) -> row``, oldest
+    used first, at most ``SWEPT_ROWS_KEPT`` of them; and the lock that guards the dict."""
+    return OrderedDict(), threading.Lock()
 
 
 def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: list[Budget],
                progress) -> list[dict]:
-    """The JSON rows (with labels) of ``budgets`` against ``ref``, swept once per server and reused.
+    """The JSON rows (with labels) of ``budgets`` against ``ref``, one per budget in order; do not mutate them.
 
-    Not a cached function itself: the progress bar belongs to the run that sweeps, so the sweep runs
-    outside any cached call and only its result is stored.
+    Each budget is swept once per server and kept on its own, keyed by (model, text, cap, :func:`budget_key`):
+    adding a policy to a sweep runs only its budgets, and removing one runs no model pass at all.  A budget's
+    row does not depend on the budgets it ran with (packed rows equal lone ones; its time is the share of its
+    own pass).  Not a cached function itself: the progress bar belongs to the run that sweeps, so the sweep
+    runs outside any cached call and only its rows are stored.
     """
-    key = (model, text, max_tokens, tuple(budget_key(b) for b in budgets))
-    store = _finished_sweeps()
-    if key not in store:
-        rows = budget_pass(get_model(model), ref, budgets, progress=progress)
-        store[key] = [{**r.to_json(), "label": r.budget.label} for r in rows]
-        for old in list(store)[:-SWEEPS_KEPT]:
-            store.pop(old, None)
-    return store[key]
+    keys = [(model, text, max_tokens, budget_key(b)) for b in budgets]
+    store, lock = _finished_sweeps()
+    with lock:
+        found = {k: store[k] for k in keys if k in store}
+    missing = {k: b for k, b in zip(keys, budgets, strict=True) if k not in found}
+    if missing:
+        rows = budget_pass(get_model(model), ref, list(missing.values()), progress=progress)
+        found.update({k: {**r.to_json(), "label": r.budget.label} for k, r in zip(missing, rows, strict=True)})
+    with lock:
+        for k in keys:  # newest last: these were just used
+            store[k] = found[k]
+            store.move_to_end(k)
+        while len(store) > SWEPT_ROWS_KEPT:
+            store.popitem(last=False)
+    return [found[k] for k in keys]

@@ -8,6 +8,7 @@ the ``param.`` part keeps it apart from every page's own keys.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import streamlit as st
@@ -41,17 +42,21 @@ def _from_link(key: str, p: Param, legacy: str | None) -> tuple[Any, str | None]
 
 
 def policy_controls(cls: type[Policy], prefix: str = "", columns: list | None = None,
-                    legacy: dict[str, str] | None = None) -> Policy:
+                    legacy: dict[str, str] | None = None, siblings: Collection[str] = ()) -> Policy:
     """Draw a control for each parameter of ``cls`` (in ``columns``, one each, cycling; else in the page)
     and return the policy with their values.
 
     A link's value that is not allowed is replaced by the default, and the page says so in the
     same words as the command line.  ``legacy`` maps a parameter to the URL key older links used.
+    ``siblings``: the other policies whose controls this page draws too (the Frontier's), whose
+    parameters stay in the link; any other policy's are removed from it.
     """
     values = {}
     params = cls.parameters()
     ours = {param_key(prefix, cls.name, p.name) for p in params}
-    stale = [k for k in st.query_params if k.startswith(f"{prefix}param.") and k not in ours]
+    kept_prefixes = tuple(f"{prefix}param.{name}." for name in siblings if name != cls.name)
+    stale = [k for k in st.query_params if k.startswith(f"{prefix}param.") and k not in ours
+             and not k.startswith(kept_prefixes)]
     sync_url(**dict.fromkeys(stale))  # another policy's parameters say nothing about this one
     for i, p in enumerate(params):
         key = param_key(prefix, cls.name, p.name)
