@@ -113,9 +113,14 @@ def frontier_plot(
         title, height, note,
         xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear", zeroline=False),
         yaxis=dict(title=dict(text=y_title), zeroline=False),
-        legend=dict(title=dict(text="policy"), itemsizing="constant"),
+        # Below the plot, in rows: on the right it took a third of a phone's width and covered points there.
+        legend=FRONTIER_LEGEND,
         hovermode="closest",
     ))
+
+
+FRONTIER_LEGEND = dict(orientation="h", x=0, xanchor="left", y=-0.16, yanchor="top", itemsizing="constant")
+"""The frontier's legend: horizontal rows under the x axis title (plotly widens the bottom margin to fit them)."""
 
 
 def attention_share_plot(

@@ -49,6 +49,16 @@ def test_frontier_marks_exactly_the_efficient_points():
     assert "on the efficient frontier" in [c[2] for c in top_k.customdata]
 
 
+def test_frontier_legend_sits_below_the_plot_in_rows():
+    """On the right, the legend took a third of a phone's 390 px and covered the points there: it goes under the
+    x axis title, in rows, left-aligned (plotly widens the bottom margin to fit its rows)."""
+    legend = frontier_plot(_points(), "x", "y").layout.legend
+    assert legend.orientation == "h"
+    assert legend.yanchor == "top" and legend.y <= -0.12  # its top below the plot area and the axis title
+    assert legend.xanchor == "left" and legend.x == 0
+    assert legend.yref in (None, "paper")
+
+
 def test_frontier_without_efficient_points_and_escaping():
     pts = [dict(x=1, y=2, policy="<script>", label="a&b", efficient=False)]
     fig = frontier_plot(pts, "x", "y")
