@@ -36,8 +36,9 @@ X_HELP = ("Attention FLOPs = 2·d·(pairs scored) + 2·d·(pairs kept): an oracl
           "cache whatever its density). Formulas on the Methods page.")
 EFFICIENT_MEANS = {
     "attn_flops": "**Efficient** on attention FLOPs: no other point is at least as good for at most the same "
-                  "counted work, scoring included. An oracle (topk, topp) pays for scoring every pair, so it saves "
-                  "at most the value half, and it still keeps the whole KV cache.",
+                  "counted work, scoring included. An oracle (topk, topp; dotted) pays for scoring every pair, so "
+                  "it saves at most the value half (choosing among each row's scores is not counted) and keeps the "
+                  "whole KV cache: a ring on it near full quality is a saving of value mixing only.",
     "kv_bytes": "**Efficient** on KV cache bytes: no other point is at least as good with at most the same cache. "
                 "Only window, sink_window and h2o shrink the cache; topk, topp and random keep all of it, so they "
                 "sit at the full cache's size and can be efficient there only as the best quality at no saving.",
@@ -150,7 +151,9 @@ if analysis is not None:
             x_key, x_axis = "attn_flops", X_AXES["attn_flops"]
         points = frontier_rows(rows, x=x_key, y=y_key)
         st.markdown(EFFICIENT_MEANS[x_key])
-        st.plotly_chart(frontier_plot(points, x_axis, Y_AXES[y_key], log_x=x_key != "density"), width="stretch")
+        oracles = {p for p in chosen if POLICIES[p].scores_all_pairs}
+        st.plotly_chart(frontier_plot(points, x_axis, Y_AXES[y_key], log_x=x_key != "density", oracles=oracles),
+                        width="stretch")
         table = [{"policy": r["policy"], "budget": r["label"], "density": r["density"],
                   **{k: v for k, v in r["quality"].items() if v is not None},
                   **r["compute"], "efficient": p["efficient"]} for r, p in zip(rows, points, strict=True)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -26,8 +26,12 @@ def frontier_plot(
     height: int = 580,
     x_fmt: str = ".3g",
     y_fmt: str = ".3g",
+    oracles: Collection[str] = (),
 ) -> go.Figure:
     """One line with markers per policy; efficient (Pareto) points ringed and joined by a dashed frontier line.
+
+    ``oracles``: policies that score every pair before choosing (topk, topp): drawn dotted and named
+    ``"<policy> (oracle)"``, so a ring on them is not read as a policy one can deploy as cheaply as the rest.
 
     ``points``: dicts with ``x``, ``y``, ``policy``, ``label`` (e.g. "keep 25%") and ``efficient``
     (bool, decided by the caller). Each policy gets its own colour *and* marker shape
@@ -57,8 +61,8 @@ def frontier_plot(
                 x=np.array([float(p["x"]) for p in mine]),
                 y=np.array([float(p["y"]) for p in mine]),
                 mode="lines+markers",
-                name=_txt(pol),
-                line=dict(color=OKABE_ITO[idx % len(OKABE_ITO)], width=2),
+                name=_txt(f"{pol} (oracle)" if pol in oracles else pol),
+                line=dict(color=OKABE_ITO[idx % len(OKABE_ITO)], width=2, dash="dot" if pol in oracles else "solid"),
                 marker=dict(
                     symbol=POLICY_SYMBOLS[idx % len(POLICY_SYMBOLS)],
                     size=9,

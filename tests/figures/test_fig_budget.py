@@ -59,6 +59,12 @@ def test_frontier_legend_sits_below_the_plot_in_rows():
     assert legend.yref in (None, "paper")
 
 
+def test_frontier_draws_oracles_dotted_and_names_them():
+    fig = frontier_plot(_points(), "x", "y", oracles={"top-k"})
+    lines = {t.name: t.line.dash for t in fig.data if t.mode == "lines+markers"}
+    assert lines == {"window": "solid", "top-k (oracle)": "dot", "random": "solid"}
+
+
 def test_frontier_without_efficient_points_and_escaping():
     pts = [dict(x=1, y=2, policy="<script>", label="a&b", efficient=False)]
     fig = frontier_plot(pts, "x", "y")

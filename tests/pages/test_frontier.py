@@ -141,6 +141,8 @@ def test_the_default_compute_axis_charges_scoring_and_oracles_keep_the_whole_cac
     assert "scoring included" in at.selectbox(key="fr_x").format_func("attn_flops")
     assert "not work saved" in at.selectbox(key="fr_x").format_func("density")
     assert any(m.value.startswith("**Efficient** on attention FLOPs") for m in at.markdown)
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "topk (oracle)" in names and "h2o" in names  # an oracle's ring is not read as a cheap policy's
     rows = table(at)
     oracle, evicting = rows[rows["policy"] == "topk"], rows[rows["policy"] == "h2o"]
     assert (oracle["attn_flops"] >= oracle["attn_flops_full"] / 2).all()  # every pair scored: at most half saved
