@@ -180,8 +180,9 @@ def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, 
 
 
 SWEPT_ROWS_KEPT = 1024
-"""Budget rows kept by :func:`swept_rows`, over every model and text: about 1 kB of JSON numbers each, so at most
-about 1 MB (a 6-policy sweep is about 48 rows: some 20 such sweeps)."""
+"""Budget rows kept by :func:`swept_rows`, over every model and text (a 6-policy sweep is about 48 rows: some 20
+such sweeps).  A row is about 0.6 kB as JSON, 3 kB as Python objects: at most about 3 MB, plus one copy of each
+text swept."""
 
 
 @st.cache_resource(show_spinner=False)
