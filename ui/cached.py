@@ -202,3 +202,11 @@ def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
         for old in list(store)[:-SWEEPS_KEPT]:
             store.pop(old, None)
     return store[key]
+
+
+@_shared(max_entries=3)
+def get_model_config(model: str):
+    """The loaded model's :class:`attnviz.measure.scaling.ModelConfig` (its shape, for counting FLOPs at any length)."""
+    from attnviz.measure.scaling import config_from_model
+
+    return config_from_model(get_model(model))
