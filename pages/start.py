@@ -16,6 +16,7 @@ from ui.state import page_param, remember, shared_controls, sync_url
 # "trophy" (found by ranking every head on that pair; see the Explore page for all 270 heads).
 LAYER, HEAD = SHARED_LAYER, 8
 TEXT_PX = 380  # the text column: at 1400 px the heatmap beside it gets about 540 px
+PICTURE_MIN_PX = 440  # the slider and heatmap column: narrower, it moves under the text
 HEATMAP_PX = 560  # with the slider above it, fits a 768 px high window under Streamlit's header
 KEY_TICKS = 20  # key labels, turned 60°, that fit under a 540 px heatmap without overlapping (more: every k-th)
 LONGER = (1024, 8192, 32768)  # text lengths (tokens) at which the whole-model saving is also counted
@@ -55,7 +56,10 @@ else:
         # the heatmap side by side (1024 px with the sidebar open), both move under the text together.
         row_of_two = flow_row()
         left = row_of_two.container(width=TEXT_PX)
-        right = row_of_two.container(width="stretch")
+        # A stretchy container would be squeezed rather than wrap: a minimum width makes it move down instead.
+        st.html(f"<style>[data-testid=stLayoutWrapper]:has(> .st-key-start_picture) "
+                f"{{min-width: min({PICTURE_MIN_PX}px, 100%);}}</style>")
+        right = row_of_two.container(width="stretch", key="start_picture")
         with left:
             st.markdown(INTRO)
         with right:

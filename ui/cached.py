@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
+import os
+import sys
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -120,6 +122,8 @@ def get_row(model: str, text: str, max_tokens: int, budget: Budget, layer: int |
     """
     lm = get_model(model)
     ref = get_analysis(model, text, max_tokens, layer).ref
+    if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log
+        print(f"attnviz budget_pass {budget.label}", file=sys.stderr, flush=True)
     row = budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
     return replace(row, keep={})
 
