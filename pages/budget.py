@@ -7,12 +7,13 @@ import streamlit as st
 
 from attnviz.budget import Budget
 from attnviz.figures import attention_heatmap, changed_predictions_html, difference_heatmap
+from attnviz.figures.heatmap import shared_zmax
 from attnviz.inspection.tokens import token_labels
 from attnviz.policies import POLICIES
 from ui.cached import SHARED_LAYER, get_row
 from ui.params import policy_controls
-from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
-from ui.state import page_param, remember, shared_controls, sync_url
+from ui.show import attempt, flow_row, live_area, load_analysis, pct, si, token_legend
+from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 HALF_WIDTH_TICKS = 20  # key labels that fit, turned 60°, under a heatmap half the page wide (1400 px window)
 HALF_MIN_PX = 420  # the two heatmaps share a 1400 px window (sidebar open) side by side; narrower, they stack
@@ -33,13 +34,25 @@ if policy not in POLICY_NAMES:
 page_param("layer", SHARED_LAYER + 1, int)
 page_param("head", 9, int)
 mode = page_param("mode", "keys")
-keys_value = page_param("k", 16, int)
-ratio_value = page_param("r", 0.25, float)
+# Each policy starts at its own size (top-p at p = 0.9, not at the 0.25 share another policy uses), unless the
+# link gives one; switching policy resets the sizes to the new policy's (on_policy).
+keys_value = page_param("k", POLICIES[policy].default_keys or 16, int)
+ratio_value = page_param("r", POLICIES[policy].default_ratio, float)
+
+
+def on_policy() -> None:
+    """Selectbox callback: remember the policy and start it at its own default sizes."""
+    remember("policy")
+    cls = POLICIES[st.session_state["policy"]]
+    if cls.default_keys is not None:
+        set_value("k", cls.default_keys)
+    set_value("r", cls.default_ratio)
+
 
 analysis = None
 with st.container():
     c1, c2 = st.columns([2, 3])
-    c1.selectbox("Policy", POLICY_NAMES, key="policy", on_change=remember, args=("policy",),
+    c1.selectbox("Policy", POLICY_NAMES, key="policy", on_change=on_policy,
                  help="How the kept keys are chosen; each policy is defined on the Methods page.")
     policy = st.session_state["policy"]
     c2.markdown(f"<div style='padding-top:2.1rem'>{html.escape(POLICIES[policy].summary)}</div>",
@@ -73,7 +86,7 @@ if analysis is not None:
             low = pol.min_keys
             high = max(n, low + 1)
             if not low <= st.session_state["k"] <= high:
-                st.session_state["k"] = min(max(low, 16), high)
+                st.session_state["k"] = min(max(low, pol_cls.default_keys or 16), high)
             b.slider("Keys kept per query, K", low, high, key="k", on_change=remember, args=("k",))
             keys = int(st.session_state["k"])
         else:
@@ -96,7 +109,8 @@ if analysis is not None:
         full_w = analysis_weights(layer, head)
         budget_w = row.weights[layer][head].float().numpy()
         labels = analysis.labels
-        half = dict(max_x_ticks=HALF_WIDTH_TICKS)
+        # One colour scale for both: the same colour means the same weight on the left and on the right.
+        half = dict(max_x_ticks=HALF_WIDTH_TICKS, zmax=shared_zmax(full_w, budget_w))
         with flow_row(min_px=HALF_MIN_PX, key="budget_pair"):  # side by side, or one under the other if squeezed
             st.plotly_chart(attention_heatmap(full_w, labels, labels, title=f"Full attention · layer {layer + 1}, "
                                               f"head {head + 1}", **half), width="stretch")
@@ -104,6 +118,7 @@ if analysis is not None:
                                               f"{layer + 1}, head {head + 1}", **half), width="stretch")
         st.plotly_chart(difference_heatmap(full_w, budget_w, labels, labels,
                                            title="Budget minus full: where attention moved"), width="stretch")
+        token_legend()
         if row.top1 is not None:
             show_changed_predictions(row, ref)
         export(row)

@@ -4,15 +4,22 @@ import streamlit as st
 
 from attnviz.budget import Budget
 from attnviz.figures import attention_heatmap
+from attnviz.inspection.focus import find_token, focus_of
+from attnviz.inspection.tokens import token_labels
+from attnviz.measure.scaling import topk_saving
 from attnviz.policies import TopK
-from ui.cached import SHARED_LAYER, get_row
-from ui.show import attempt, flow_row, live_area, load_analysis, pct, si
+from ui.cached import SHARED_LAYER, get_model_config, get_row
+from ui.show import attempt, flow_row, live_area, load_analysis, pct, si, token_legend
 from ui.state import page_param, remember, shared_controls, sync_url
 
 # Layer 14, head 9 (0-based 13, 8): on the default example the word "it" puts 55% of its attention on
 # "trophy" (found by ranking every head on that pair; see the Explore page for all 270 heads).
 LAYER, HEAD = SHARED_LAYER, 8
 TEXT_PX = 380  # the text column: at 1400 px the heatmap beside it gets about 540 px
+PICTURE_MIN_PX = 440  # the slider and heatmap column: narrower, it moves under the text
+HEATMAP_PX = 560  # with the slider above it, fits a 768 px high window under Streamlit's header
+KEY_TICKS = 20  # key labels, turned 60°, that fit under a 540 px heatmap without overlapping (more: every k-th)
+LONGER = (1024, 8192, 32768)  # text lengths (tokens) at which the whole-model saving is also counted
 
 controls = shared_controls(causal_only=True)
 st.title("Attention in one minute")
@@ -45,12 +52,17 @@ else:
             text_and_heatmap()
 
     def text_and_heatmap() -> None:
-        # The heatmap goes straight into the row (a container around it would be squeezed instead of moving
-        # under the text where the page is too narrow for both: 1024 px with the sidebar open).
+        # The slider sits right above the heatmap it changes: where the page is too narrow for the text and
+        # the heatmap side by side (1024 px with the sidebar open), both move under the text together.
         row_of_two = flow_row()
         left = row_of_two.container(width=TEXT_PX)
+        # A stretchy container would be squeezed rather than wrap: a minimum width makes it move down instead.
+        st.html(f"<style>[data-testid=stLayoutWrapper]:has(> .st-key-start_picture) "
+                f"{{min-width: min({PICTURE_MIN_PX}px, 100%);}}</style>")
+        right = row_of_two.container(width="stretch", key="start_picture")
         with left:
             st.markdown(INTRO)
+        with right:
             st.slider("Links each word may keep (K)", 1, max(n, 2), key="start_k", on_change=remember,
                       args=("start_k",), help="Each word keeps its K highest-scoring earlier words (top-k attention).")
         k = int(st.session_state["start_k"])
@@ -59,33 +71,80 @@ else:
                                       Budget(TopK(), keys=min(k, n)), layer=layer), "Running the budget")
         if row is None:
             return
+        with left:
+            show_numbers(row, k)
+        weights = row.weights[layer][head].float().numpy()
+        with right:
+            st.plotly_chart(
+                attention_heatmap(weights, analysis.labels, analysis.labels, height=HEATMAP_PX,
+                                  max_x_ticks=KEY_TICKS,
+                                  title=f"Layer {layer + 1}, head {head + 1}: each word keeps {k} "
+                                        f"link{'s' if k != 1 else ''}"),
+                width="stretch",
+            )
+            token_legend()
+            if controls.example == "trophy" and (layer, head) == (LAYER, HEAD):
+                it_caption(row, k)
+
+    def show_numbers(row, k: int) -> None:
         q, c = row.quality, row.compute
         saved = 1 - c.attn_flops / c.attn_flops_full
-        with left:
-            with flow_row("large"):  # as wide as their text: a label or value is never cut, the pair wraps instead
-                st.metric("Quality kept", pct(q.top1), width="content", help="Measured: share of positions "
-                          "where the budgeted model predicts the same next word as the full model.")
-                st.metric("Attention compute saved", pct(saved), width="content", help="Counted from formulas: "
-                          "attention FLOPs skipped. Top-k still scores every pair before choosing, so at most half "
-                          "can be saved.")
-            share = c.attn_flops_full / c.total_flops_full
-            st.caption(
-                f"Each word keeps {pct(row.density)} of its links. **Measured**: {pct(q.top1)} of next-word "
-                f"predictions unchanged; KL divergence {q.kl:.3f} nats; perplexity {q.ppl:.2f} "
-                f"(full: {q.ppl_full:.2f}). **Counted**: attention is {pct(share)} of the model's "
-                f"{si(c.total_flops_full, 'FLOPs')} on these {n} tokens; its share grows with length "
-                "(see *Quality vs compute*)."
-            )
-        weights = row.weights[layer][head].float().numpy()
-        row_of_two.plotly_chart(
-            attention_heatmap(weights, analysis.labels, analysis.labels, height=600,
-                              title=f"Layer {layer + 1}, head {head + 1}: each word keeps {k} "
-                                    f"link{'s' if k != 1 else ''}"),
-            width="stretch",
+        whole = 1 - c.total_flops / c.total_flops_full
+        with flow_row("large"):  # as wide as their text: a label or value is never cut, the row wraps instead
+            st.metric("Quality kept", pct(q.top1), width="content", help="Measured: share of positions "
+                      "where the budgeted model predicts the same next word as the full model.")
+            st.metric("Attention compute saved", pct(saved), width="content", help="Counted from formulas: "
+                      "attention FLOPs skipped. Top-k still scores every pair before choosing, so at most half "
+                      "can be saved.")
+            st.metric("Whole-model compute saved", pct(whole, 2), width="content", help="Counted from formulas: "
+                      "FLOPs of the whole forward pass skipped (attention plus every linear layer).")
+        share = c.attn_flops_full / c.total_flops_full
+        config = get_model_config(controls.model)
+        later = [(length, topk_saving(config, length, k)[1]) for length in LONGER if length > n]
+        longer = "; ".join(f"{pct(s, 0 if s >= 0.1 else 1)} at {length:,} tokens" for length, s in later)
+        st.markdown(
+            f"**For the whole model:** on these {n} tokens attention is only {pct(share)} of the model's work "
+            f"(the rest is the layers each word goes through on its own), so saving {pct(saved)} of attention saves "
+            f"**{pct(whole, 2)}** of everything. Attention's share grows with the length of the text"
+            + (f": the same K = {k} would save {longer} of the whole model." if longer else ".")
         )
-        if controls.example == "trophy" and (layer, head) == (LAYER, HEAD):
-            st.caption("In this head the word *it* looks mostly at *trophy*: the model working out what "
-                       "*it* means. Hover a square to read its value.")
+        if saved > 0:
+            st.markdown(
+                f"**Why {pct(row.density)} of links kept but only {pct(saved)} saved?** Top-k must first score "
+                f"every link to find the strongest; only mixing in the {pct(1 - row.density)} it drops is skipped, "
+                "and mixing is half of attention's work."
+            )
+        st.caption(
+            f"**Measured**: {pct(q.top1)} of next-word predictions unchanged; KL divergence {q.kl:.3f} nats; "
+            f"perplexity {q.ppl:.2f} (full: {q.ppl_full:.2f}). **Counted**: each word keeps {pct(row.density)} of "
+            f"its links; the full model does {si(c.total_flops_full, 'FLOPs')} on these {n} tokens; longer texts "
+            "from this model's shape (see *Quality vs compute* and *Methods*)."
+        )
+
+    def it_caption(row, k: int) -> None:
+        """What the word "it" looks at in the picture shown, and whether the prediction after it changed."""
+        query = find_token(analysis.labels, "it")
+        if query is None:
+            return
+        f = focus_of(row.weights[layer][head].float().numpy(), ref.weights[layer][head].float().numpy(), query,
+                     row.top1, ref.top1)
+        word = analysis.labels[f.key].lstrip("␣")
+        full_word = analysis.labels[f.full_key].lstrip("␣")
+        if f.moved:
+            text = (f"With K = {k}, the word *it* now looks mostly at *{word}* ({pct(f.weight, 0)} of its "
+                    f"attention), no longer at *{full_word}* as with full attention: the earlier layers, on the same "
+                    "budget, passed on something different.")
+        else:
+            text = (f"In this head the word *it* looks mostly at *{word}* ({pct(f.weight, 0)} of its attention): "
+                    "the model working out what *it* means.")
+        if f.prediction_changed is not None:
+            predicted = token_labels(ref.lm.tokenizer, [int(row.top1[query])])[0].lstrip("␣")
+            if f.prediction_changed:
+                was = token_labels(ref.lm.tokenizer, [int(ref.top1[query])])[0].lstrip("␣")
+                text += f" The word predicted after *it* changed: *{predicted}* instead of *{was}*."
+            else:
+                text += f" The word predicted after *it* is unchanged: *{predicted}*."
+        st.caption(text + " Hover a square to read its value.")
 
     budget_view()
     st.info("Next: **Explore attention** shows every layer and head; **Spend a budget** compares policies "

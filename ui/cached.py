@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
+import os
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -122,6 +124,8 @@ def get_row(model: str, text: str, max_tokens: int, budget: Budget, layer: int |
     """
     lm = get_model(model)
     ref = get_analysis(model, text, max_tokens, layer).ref
+    if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log
+        print(f"attnviz budget_pass {budget.label}", file=sys.stderr, flush=True)
     row = budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
     return replace(row, keep={})
 
@@ -217,3 +221,11 @@ def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
         while len(store) > SWEPT_ROWS_KEPT:
             store.popitem(last=False)
     return [found[k] for k in keys]
+
+
+@_shared(max_entries=3)
+def get_model_config(model: str):
+    """The loaded model's :class:`attnviz.measure.scaling.ModelConfig` (its shape, for counting FLOPs at any length)."""
+    from attnviz.measure.scaling import config_from_model
+
+    return config_from_model(get_model(model))

@@ -309,3 +309,18 @@ def capped_colour_top(m: np.ndarray, max_side: int) -> tuple[float | None, float
     if top <= 0 or top >= real * 0.98:
         return None, None
     return top, real
+
+
+def shared_zmax(*matrices, max_side: int = 256) -> float:
+    """One colour-scale top for heatmaps drawn side by side: the largest value of any of ``matrices``
+    (each ``(q, k)`` attention weights) as :func:`attention_heatmap` draws it (pooled to ``max_side``).
+
+    Pass it as ``zmax`` to each, so the same colour means the same weight in all of them.
+    """
+    tops = [0.0]
+    for m in matrices:
+        pooled, _ = pool_matrix(as_2d(m, "weights"), max_side, mode="share")
+        finite = pooled[np.isfinite(pooled)]
+        if finite.size:
+            tops.append(float(finite.max()))
+    return max(tops)

@@ -95,8 +95,9 @@ def changed_predictions_html(
 def legend_html() -> str:
     """A one-line legend: what a highlighted token means."""
     return (
-        f'<span style="white-space:nowrap"><span style="{CHANGED_STYLE}">token</span>'
-        " = the budgeted model predicts a different next token here</span>"
+        # the sample and its "=" stay together; the explanation wraps (a 390 px phone cut it off)
+        f'<span><span style="white-space:nowrap"><span style="{CHANGED_STYLE}">token</span> =</span>'
+        " the budgeted model predicts a different next token here</span>"
     )
 
 

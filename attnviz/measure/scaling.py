@@ -25,7 +25,7 @@ from .compute import linear_flops, pair_flops
 
 __all__ = [
     "ModelConfig", "KNOWN_CONFIGS", "config_from_model", "attention_flops", "dense_flops",
-    "attention_share", "share_curve", "crossover_tokens",
+    "attention_share", "share_curve", "crossover_tokens", "topk_pairs", "topk_saving",
 ]
 
 
@@ -168,3 +168,31 @@ def crossover_tokens(config: ModelConfig) -> int:
     if config.causal:  # per_pair·n(n+1)/2 >= p2·n  <=>  n + 1 >= 2·p2 / per_pair
         return max(1, -(-2 * p2 // per_pair) - 1)
     return max(1, -(-p2 // per_pair))  # per_pair·n² >= p2·n
+
+
+def topk_pairs(n_tokens: int, keys: int, causal: bool = True) -> int:
+    """Query-key pairs one head of one layer keeps under top-k with ``keys`` per query over ``n_tokens``.
+
+    Each query keeps ``min(keys, allowed)``: a causal query ``i`` (from 1) has ``i`` allowed keys, so
+    the first ``keys`` queries keep all of theirs; an encoder query has ``n_tokens``.
+    """
+    n, k = int(n_tokens), max(1, int(keys))
+    if not causal:
+        return n * min(k, n)
+    if n <= k:
+        return n * (n + 1) // 2
+    return k * (k + 1) // 2 + (n - k) * k
+
+
+def topk_saving(config: ModelConfig, n_tokens: int, keys: int) -> tuple[float, float]:
+    """``(attention saved, whole model saved)``: fractions of a full pass's FLOPs that top-k with ``keys``
+    per query saves over ``n_tokens``.
+
+    Top-k must score every allowed pair before choosing, so only the mixing of dropped pairs is saved:
+    ``attention saved = (pairs − kept) / (2·pairs)`` (at most one half), and the whole model saves that
+    times :func:`attention_share`.
+    """
+    pairs = int(_pairs(int(n_tokens), config.causal))
+    kept = topk_pairs(n_tokens, keys, config.causal)
+    attn_saved = (pairs - kept) / (2 * pairs)
+    return attn_saved, attn_saved * attention_share(config, n_tokens)

@@ -78,7 +78,8 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+               "ATTNVIZ_LOG_PASSES": "1"}  # one log line per model pass (budget_passes counts them)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(self.port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false",
@@ -440,5 +441,89 @@ def test_the_slim_template_draws_the_same_pictures(browser):
                               "{staticPlot: true}); }", spec)
                 pictures.append(page.locator("#g").screenshot())
             assert pictures[0] == pictures[1], f"{name} looks different with the slim template"
+    finally:
+        context.close()
+
+
+def budget_passes(server: Server) -> int:
+    """Model passes the server has run so far (ATTNVIZ_LOG_PASSES: one log line each)."""
+    server._out.flush()
+    return server.log.read_text(errors="replace").count("attnviz budget_pass ")
+
+
+def test_held_arrow_key_on_the_budget_slider_coalesces(page, server):
+    """Twenty quick key presses on the Budget page's K slider (an arrow key held down) start at most 3 model
+    passes, not one each (that queued 31 s of reruns), and the page ends on the last value."""
+    page.goto(server.url + "/?ex=lighthouse")
+    wait_for_page(page, server, "")
+    page.locator('[data-testid="stSidebarNav"] a[href$="/budget"]').click()
+    wait_for_page(page, server, "budget")
+    slider = page.get_by_role("slider", name="Keys kept per query, K")
+    start = int(slider.input_value())
+    before = budget_passes(server)
+    slider.focus()
+    t0 = time.monotonic()
+    for _ in range(20):  # a held key repeats about every 33 ms
+        slider.press("ArrowLeft" if start > 20 else "ArrowRight")
+        page.wait_for_timeout(33)
+    wait_until_idle(page)
+    page.wait_for_timeout(1000)
+    wait_until_idle(page)
+    passes = budget_passes(server) - before
+    print(f"20 key presses: {passes} model passes, idle after {time.monotonic() - t0:.1f} s")
+    end = start - 20 if start > 20 else start + 20
+    assert slider.input_value() == str(end)
+    expect(page.locator(".gtitle", has_text=f"topk K={end} ·")).to_have_count(1)  # the budgeted heatmap caught up
+    assert passes <= 3, f"20 key presses started {passes} model passes"
+    assert_no_failure(page, server, "budget page after 20 key presses")
+
+
+def in_viewport(box: dict, width: int, height: int) -> bool:
+    return box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= width + 1 and \
+        box["y"] + box["height"] <= height + 1
+
+
+def test_start_slider_and_heatmap_in_view_together_at_1024(browser, server):
+    """At 1024×768 (sidebar open) the heatmap moved under the text, away from the slider: moving it showed no
+    change on screen. Now the slider sits above the heatmap, and both fit in the window at once."""
+    context = browser.new_context(viewport={"width": 1024, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        page.goto(server.url + "/")
+        wait_for_page(page, server, "")
+        slider = page.get_by_role("slider", name="Links each word may keep (K)")
+        chart = page.locator('[data-testid="stPlotlyChart"]').first
+        chart.scroll_into_view_if_needed()
+        slider.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        s, c = slider.bounding_box(), chart.bounding_box()
+        assert in_viewport(s, 1024, 768) and in_viewport(c, 1024, 768), f"slider {s}, heatmap {c}"
+        page.mouse.move(0, 0)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "start-1024x768.png"))
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("path", ["", "budget"], ids=["start", "budget"])
+def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
+    """At 390 px (a phone; the sidebar collapses) no text is cut and no chart sticks out of the window."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        page.goto(f"{server.url}/{path}")
+        wait_for_page(page, server, path)
+        assert_no_failure(page, server, f"/{path} at 390 px")
+        assert not cut_text(page, '[data-testid="stMain"]')
+        wide = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null
+                         && !e.closest('.js-plotly-plot .main-svg .cartesianlayer'))
+            .map(e => (e.getAttribute('data-testid') || e.tagName) + ': ' + e.textContent.slice(0, 40)
+                 + ' @' + Math.round(e.getBoundingClientRect().right)).slice(0, 10)""")
+        assert not wide, f"/{path} at 390 px: sticking out of the window: {wide}"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{PAGES[path][0]}-390.png"), full_page=True)
     finally:
         context.close()

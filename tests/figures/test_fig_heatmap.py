@@ -160,3 +160,16 @@ def test_margins_are_set_up_front_from_the_labels_and_colour_bar():
     assert mask.r < short.r  # no colour bar at full resolution
     for fig in (attention_heatmap(w), difference_heatmap(w, w)):
         assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin  # a label wider than estimated still fits
+
+
+def test_shared_zmax_gives_side_by_side_heatmaps_one_scale():
+    from attnviz.figures.heatmap import shared_zmax
+
+    a = np.array([[1.0, 0.0], [0.3, 0.7]])
+    b = np.array([[1.0, 0.0], [0.5, 0.5]]) * 0.8
+    top = shared_zmax(a, b)
+    assert top == 1.0
+    figs = [attention_heatmap(m, zmax=top) for m in (a, b)]
+    assert [(f.data[0].zmin, f.data[0].zmax) for f in figs] == [(0.0, 1.0), (0.0, 1.0)]
+    big = np.full((600, 600), 1 / 600)  # pooled 3 keys to a cell: the drawn values are 3× larger
+    assert shared_zmax(big) == pytest.approx(attention_heatmap(big).data[0].zmax, rel=1e-6)

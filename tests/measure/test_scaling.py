@@ -16,6 +16,8 @@ from attnviz.measure.scaling import (
     crossover_tokens,
     dense_flops,
     share_curve,
+    topk_pairs,
+    topk_saving,
 )
 
 SMOL = KNOWN_CONFIGS["SmolLM2-135M"]
@@ -102,3 +104,33 @@ def test_config_from_minilm(minilm):
     assert dataclasses.replace(config, exact_linear_params=None).linear_params() == config.linear_params()
     ref = reference_pass(minilm, encode_for(minilm, "An encoder sees every token."))
     assert attention_flops(config, ref.n_tokens) == 4 * config.d_head * ref.stats.allowed_pairs
+
+
+def test_topk_pairs_hand_count():
+    assert topk_pairs(38, 8) == 8 * 9 // 2 + 30 * 8 == 276  # the first 8 queries keep all their keys
+    assert topk_pairs(5, 8) == 15  # every query keeps every earlier key
+    assert topk_pairs(10, 3, causal=False) == 30
+
+
+def test_topk_saving_is_at_most_half_of_attention():
+    attn, whole = topk_saving(SMOL, 38, 8)
+    assert attn == pytest.approx((741 - 276) / (2 * 741))
+    assert whole == pytest.approx(attn * attention_share(SMOL, 38))
+    assert topk_saving(SMOL, 38, 38) == (0.0, 0.0)
+    long_attn, long_whole = topk_saving(SMOL, 32768, 8)
+    assert 0.49 < long_attn < 0.5 and long_whole > 0.39
+
+
+def test_topk_saving_matches_a_measured_row(smollm2):
+    """The formula gives what a real top-k pass counts (the start page shows both side by side)."""
+    from attnviz.budget import Budget
+    from attnviz.measure import budget_pass
+    from attnviz.policies import TopK
+
+    enc = encode_for(smollm2, "The cat sat on the mat because it was tired.", 64)
+    ref = reference_pass(smollm2, enc)
+    row = budget_pass(smollm2, ref, [Budget(TopK(), keys=3)])[0]
+    c = row.compute
+    attn, whole = topk_saving(config_from_model(smollm2), enc.n_tokens, 3)
+    assert attn == pytest.approx(1 - c.attn_flops / c.attn_flops_full)
+    assert whole == pytest.approx(1 - c.total_flops / c.total_flops_full)

@@ -1,5 +1,7 @@
 """'Spend a budget' page, run headless with Streamlit's AppTest on the bundled models."""
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -134,3 +136,30 @@ def test_a_plugin_policy_gets_a_control_per_parameter_and_a_link(every_other):
     assert not bad.exception
     assert any("parameter phase must be an integer from 0 to 1, got 5" in w.value for w in bad.warning)
     assert bad.number_input(key="param.every_other.phase").value == 0
+
+
+def test_each_policy_starts_at_its_own_size():
+    """Top-p reused the ratio slider's 0.25 (top-1 40%, perplexity 511: it looked broken); each policy now starts at
+    its own default size when chosen, and on first load, unless the link gives a size."""
+    at = open_page()
+    at.slider(key="k").set_value(3).run()
+    at.selectbox(key="policy").set_value("topp").run()
+    assert not at.exception and not at.error
+    assert at.slider(key="r").value == POLICIES["topp"].default_ratio == 0.9
+    at.selectbox(key="policy").set_value("window").run()
+    assert at.radio(key="mode").value == "keys"
+    assert at.slider(key="k").value == 11  # window's default K=16, clamped to the 11 tokens (not the 3 set before)
+    assert open_page(policy="topp").slider(key="r").value == 0.9
+    assert open_page(policy="topp", r=0.5).slider(key="r").value == 0.5
+    assert open_page(policy="window", k=3).slider(key="k").value == 3
+
+
+def test_side_by_side_heatmaps_share_one_colour_scale():
+    # On an encoder no row is forced to 1.0 (a causal model's first token keeps its only key), so each heatmap's
+    # own top differs: full attention spreads, K=2 concentrates.
+    at = open_page(model="minilm", k=2)
+    assert not at.exception and not at.error
+    full, budget = (json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")[:2])
+    assert full["zmin"] == budget["zmin"] == 0
+    assert full["zmax"] == budget["zmax"]
+    assert any("How tokens are written" in c.value for c in at.caption)  # the token legend under the heatmaps

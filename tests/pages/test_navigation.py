@@ -46,7 +46,7 @@ def test_app_runs_the_start_page_by_default():
     assert not at.exception
     assert not at.error
     assert at.title[0].value == "Attention in one minute"
-    assert [m.label for m in at.metric] == ["Quality kept", "Attention compute saved"]
+    assert [m.label for m in at.metric] == ["Quality kept", "Attention compute saved", "Whole-model compute saved"]
 
 
 def test_shared_controls_follow_the_user_across_pages():

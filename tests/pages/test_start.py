@@ -2,7 +2,7 @@
 
 from streamlit.testing.v1 import AppTest
 
-from .apptest import TEXT, metrics, run_page
+from .apptest import APP, TEXT, metrics, run_page
 
 
 def open_page(**params) -> AppTest:
@@ -23,11 +23,12 @@ def test_start_page_draws_its_widgets_and_numbers():
     assert at.text_area(key="text").value == TEXT
     assert at.slider(key="max_tokens").value == 256
     assert at.slider(key="start_k").value == 8
-    assert set(metrics(at)) == {"Quality kept", "Attention compute saved"}
+    assert set(metrics(at)) == {"Quality kept", "Attention compute saved", "Whole-model compute saved"}
     assert all(v.endswith("%") for v in metrics(at).values())
     assert at.get("plotly_chart"), "the attention heatmap is missing"
     assert "11 tokens" in at.caption[0].value
-    assert any("Each word keeps" in c.value for c in at.caption)
+    assert any("each word keeps" in c.value for c in at.caption)
+    assert any("How tokens are written" in c.value for c in at.caption)  # the token legend under the heatmap
 
 
 def test_moving_the_budget_slider_changes_the_numbers():
@@ -42,7 +43,7 @@ def test_moving_the_budget_slider_changes_the_numbers():
     assert at.query_params["start_k"] == "2"
     at.slider(key="start_k").set_value(11).run()  # every word keeps every earlier word: full attention
     assert metrics(at)["Quality kept"] == "100.0%"
-    assert any("Each word keeps 100.0% of its links" in c.value for c in at.caption)
+    assert any("each word keeps 100.0% of its links" in c.value for c in at.caption)
 
 
 def test_url_reproduces_the_view():
@@ -68,3 +69,36 @@ def test_an_encoder_falls_back_to_smollm2_with_a_note():
     assert any("SmolLM2 is used" in i.value for i in at.info)
     assert "SmolLM2" in at.caption[0].value
     assert at.metric
+
+
+def test_the_saving_is_shown_for_the_whole_model_and_explained():
+    """31.4% of attention saved is 0.16% of the whole model at this length: both are visible, with longer
+    lengths, and the gap between links kept and compute saved is explained in one visible line."""
+    at = AppTest.from_file(APP, default_timeout=180).run()  # the default trophy example: 38 tokens
+    assert not at.exception and not at.error
+    shown = metrics(at)
+    assert shown["Attention compute saved"] == "31.4%"
+    assert shown["Whole-model compute saved"] == "0.16%"
+    text = " ".join(m.value for m in at.markdown)
+    assert "on these 38 tokens attention is only 0.5% of the model's work" in text
+    assert "saves **0.16%** of everything" in text
+    assert "the same K = 8 would save" in text and "at 32,768 tokens" in text
+    assert "Why 37.2% of links kept but only 31.4% saved?" in text
+
+
+def trophy_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if "the word *it*" in c.value)
+
+
+def test_the_caption_follows_the_picture():
+    """At K=8 the word "it" looks mostly at "trophy"; at K=1 the heatmap shows it on "suit" (earlier layers
+    changed under the budget), and the caption must say so, and whether the prediction after "it" changed."""
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert "looks mostly at *trophy* (57% of its attention)" in trophy_caption(at)
+    assert "predicted after *it* is unchanged: *was*" in trophy_caption(at)
+    at.slider(key="start_k").set_value(1).run()
+    assert not at.exception
+    caption = trophy_caption(at)
+    assert "With K = 1, the word *it* now looks mostly at *suit* (100% of its attention)" in caption
+    assert "no longer at *trophy*" in caption
+    assert "predicted after *it* is unchanged: *was*" in caption
