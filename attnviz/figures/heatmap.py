@@ -59,7 +59,7 @@ def _layout(title, height, factor, qn, qt, kn, kt, what="averages", note=None, m
     # Every row label if a 9-px font fits (a text is read row by row); else every k-th.
     per_row = (height - PLOT_MARGIN_PX) / max(1, len(qn))
     y_font = int(min(12, max(9, per_row - 1)))
-    max_y = max(8, (height - PLOT_MARGIN_PX) // (y_font + 1))
+    max_y = max(8, int((height - PLOT_MARGIN_PX) // y_font))  # rows at least a font high: labels touch, never overlap
     x_font = tick_font_size(min(len(kn), max_x_ticks))
     angle = -60 if len(kn) > 12 else 0
     return layout_dict(
