@@ -69,7 +69,8 @@ class Generation:
     ``kv_bytes`` the same in bytes (counted, not measured); ``elapsed``: measured wall time in seconds
     from the start of decoding until each new token was chosen (summed over the calls that made it, when
     it was resumed); ``steps_run``: decode steps (one trunk call for one token each) run by the call that
-    made this object, the prompt's pass not included; ``state``: what :func:`generate` needs to resume it
+    made this object, the prompt's pass not included; ``reused``: new tokens it took over from the continuation
+    it resumed (0: decoded from the prompt); ``state``: what :func:`generate` needs to resume it
     (None for a :meth:`prefix` shorter than what was decoded).
     """
 
@@ -82,6 +83,7 @@ class Generation:
     truncated_from: int | None = None
     ended: bool = False
     steps_run: int = 0
+    reused: int = 0
     state: DecodeState | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -102,7 +104,7 @@ class Generation:
         if n >= len(self.new_ids):
             return self
         return replace(self, new_ids=self.new_ids[:n], kv_keys=self.kv_keys[:n], elapsed=self.elapsed[:n],
-                       ended=False, steps_run=0, state=None)
+                       ended=False, steps_run=0, reused=min(self.reused, n), state=None)
 
 
 def first_divergence(a: list[int], b: list[int]) -> int | None:
@@ -154,10 +156,11 @@ def generate(lm, prompt: str, budget: Budget, max_new_tokens: int = 32,
         raise ValueError(f"cannot resume a continuation under {resume.budget.label} with {budget.label}")
     if resume is not None and resume.prompt_ids == prompt_ids:
         if resume.ended or len(resume.new_ids) >= max_new_tokens:
-            return replace(resume.prefix(max_new_tokens), steps_run=0)
+            cut = resume.prefix(max_new_tokens)
+            return replace(cut, steps_run=0, reused=len(cut.new_ids))
         if resume.state is not None:
             out = replace(resume, new_ids=list(resume.new_ids), kv_keys=list(resume.kv_keys),
-                          elapsed=list(resume.elapsed), steps_run=0, state=None)
+                          elapsed=list(resume.elapsed), steps_run=0, reused=len(resume.new_ids), state=None)
             return _decode(lm, out, resume.state, None, max_new_tokens)
 
     shape = model_shape(lm.model)
