@@ -215,6 +215,7 @@ class _Continuations:
             self.kept.move_to_end(key)
             while len(self.kept) > 1 and (len(self.kept) > CONTINUATIONS_KEPT or self.nbytes() > CONTINUATION_BYTES):
                 dropped, _ = self.kept.popitem(last=False)
+                # A request still holding this lock then races a new one at worst: both decode, neither is wrong.
                 self.locks.pop(dropped, None)
 
     def nbytes(self) -> int:
