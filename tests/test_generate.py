@@ -118,3 +118,58 @@ def test_side_by_side_gives_the_same_continuations(smollm2, two_cores, monkeypat
     for got, budget in zip(pair, budgets, strict=True):
         alone = generate(smollm2, PROMPT, budget, max_new_tokens=NEW)
         assert (got.budget, got.new_ids, got.kv_keys) == (budget, alone.new_ids, alone.kv_keys)
+
+
+@pytest.mark.parametrize("budget", [Budget("h2o", keys=8), Budget.of("sink_window", keys=8, sinks=2),
+                                    Budget("topk", keys=6)], ids=lambda b: b.label)
+def test_one_more_token_costs_one_decode_step(smollm2, budget, monkeypatch):
+    """Resuming 40 tokens to 41 runs the trunk once (evicting policies carry their cache, positions and scores
+    along) and gives the tokens and cache sizes of 41 from scratch; the 40 it resumed from stay as they were."""
+    import attnviz.generate as g
+
+    forty = generate(smollm2, PROMPT, budget, max_new_tokens=40)
+    assert len(forty.new_ids) == 40 and not forty.ended and forty.steps_run == 39
+    kept = (list(forty.new_ids), list(forty.kv_keys), forty.state)
+    calls = []
+    trunk = g.run_trunk
+    monkeypatch.setattr(g, "run_trunk", lambda *a, **k: calls.append(a[1].shape) or trunk(*a, **k))
+    more = generate(smollm2, PROMPT, budget, max_new_tokens=41, resume=forty)
+    assert calls == [(1, 1)] and more.steps_run == 1  # one decode step, one token fed, no prompt pass
+    assert (forty.new_ids, forty.kv_keys, forty.state) == kept  # the continuation resumed from is unchanged
+    monkeypatch.setattr(g, "run_trunk", trunk)
+    scratch = generate(smollm2, PROMPT, budget, max_new_tokens=41)
+    assert more.new_ids == scratch.new_ids
+    assert more.kv_keys == scratch.kv_keys
+    assert more.elapsed[:40] == forty.elapsed and more.seconds >= forty.seconds
+    # fewer tokens: a prefix, no step at all; and the same continuation resumed twice agrees with itself
+    assert generate(smollm2, PROMPT, budget, max_new_tokens=30, resume=more).new_ids == scratch.new_ids[:30]
+    again = generate(smollm2, PROMPT, budget, max_new_tokens=42, resume=forty)
+    assert again.new_ids[:41] == scratch.new_ids and again.steps_run == 2
+
+
+def test_a_continuation_that_ended_is_not_continued(smollm2):
+    alice = "Alice gave Bob her umbrella because she knew it would rain in Paris."
+    gen = generate(smollm2, alice, Budget("topp", ratio=0.9), max_new_tokens=12)
+    assert gen.ended and len(gen.new_ids) == 9 and gen.new_ids[-1] == smollm2.tokenizer.eos_token_id
+    longer = generate(smollm2, alice, Budget("topp", ratio=0.9), max_new_tokens=40, resume=gen)
+    assert longer.new_ids == gen.new_ids and longer.ended and longer.steps_run == 0
+    cut = gen.prefix(5)
+    assert cut.new_ids == gen.new_ids[:5] and not cut.ended and cut.state is None
+
+
+def test_resuming_needs_the_same_budget_and_prompt(smollm2):
+    gen = generate(smollm2, PROMPT, Budget("topk", keys=6), max_new_tokens=3)
+    with pytest.raises(ValueError, match="cannot resume"):
+        generate(smollm2, PROMPT, Budget("topk", keys=7), max_new_tokens=4, resume=gen)
+    # a longer request that cuts the prompt shorter starts afresh (reading the shorter prompt)
+    n = len(gen.prompt_ids)
+    cut = generate(smollm2, PROMPT, Budget("topk", keys=6), max_new_tokens=4, max_tokens=n + 3, resume=gen)
+    assert cut.truncated_from == n and len(cut.prompt_ids) == n - 1 and cut.steps_run == 3
+
+
+def test_a_kept_decode_state_is_small(smollm2):
+    """The bound ui.cached relies on: keys x 2 x 64 x 4 bytes per layer and KV head (+ eviction bookkeeping)."""
+    full = generate(smollm2, PROMPT, Budget("full"), max_new_tokens=5)
+    assert full.state.nbytes == full.kv_keys[-1] * 2 * 64 * 4 == full.kv_bytes[-1]
+    h2o = generate(smollm2, PROMPT, Budget("h2o", keys=8), max_new_tokens=5)
+    assert h2o.state.nbytes == 8 * L * HKV * (2 * 64 * 4 + 8 + 4)  # + an int64 position and a float32 score each

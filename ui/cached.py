@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -175,12 +176,80 @@ def get_rollout(model: str, text: str, max_tokens: int, through_layer: int):
     return rollout([summary.head_mean[layer] for layer in range(through_layer + 1)], dtype=np.float32)
 
 
-@_shared(max_entries=16)
+CONTINUATION_BYTES = 256 * 2**20
+"""Bound on the decode states the kept continuations hold (their KV caches), in bytes.
+
+A state holds keys x 2 (keys and values) x d_head x 4 bytes per layer and KV head: for SmolLM2 (30 layers,
+3 KV heads, d_head 64) 46,080 bytes per cached token, so a full-attention continuation at the 1024-token cap
+holds 47 MB, and 376 tokens (the default 256-token cap plus 120 new) 17 MB.  Evicting policies hold K tokens.
+"""
+CONTINUATIONS_KEPT = 16
+"""Continuations kept at most (fewer when their states pass :data:`CONTINUATION_BYTES`)."""
+
+
+class _Continuations:
+    """The longest continuation made so far per (model, prompt, budget, token cap), least recently used first.
+
+    A request for fewer tokens is its prefix, one for more resumes it (greedy decoding is deterministic:
+    both give exactly what decoding from scratch gives).  Kept continuations are never changed, only
+    replaced; a lock per key lets one request extend a continuation while others asking for it wait.
+    """
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.kept: OrderedDict[tuple, Generation] = OrderedDict()
+        self.locks: dict[tuple, threading.Lock] = {}
+
+    def lock(self, key: tuple) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(key, threading.Lock())
+
+    def get(self, key: tuple) -> Generation | None:
+        with self.guard:
+            if key in self.kept:
+                self.kept.move_to_end(key)
+            return self.kept.get(key)
+
+    def put(self, key: tuple, gen: Generation) -> None:
+        """Keep ``gen`` unless the kept one for ``key`` already holds it (same prompt ids, as many tokens)."""
+        with self.guard:
+            old = self.kept.get(key)
+            if old is None or old.prompt_ids != gen.prompt_ids or len(gen.new_ids) > len(old.new_ids):
+                self.kept[key] = gen
+            self.kept.move_to_end(key)
+            while len(self.kept) > 1 and (len(self.kept) > CONTINUATIONS_KEPT or self.nbytes() > CONTINUATION_BYTES):
+                dropped, _ = self.kept.popitem(last=False)
+                # A request still holding this lock then races a new one at worst: both decode, neither is wrong.
+                self.locks.pop(dropped, None)
+
+    def nbytes(self) -> int:
+        return sum(g.state.nbytes for g in self.kept.values() if g.state is not None)
+
+
+@st.cache_resource(show_spinner=False)
+def _continuations() -> _Continuations:
+    """Continuations kept for the whole server (every session's requests extend the same ones)."""
+    return _Continuations()
+
+
 def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, max_tokens: int) -> list[Generation]:
-    """Full and budgeted continuations of ``prompt``, made side by side (one core each): the pair takes about as
-    long as the budgeted one alone, so the full one is simply made again with each budget."""
+    """Full and budgeted continuations of ``prompt``, each the prefix or the extension of the longest kept one.
+
+    What still has to be decoded runs side by side (one core each).  One more new token costs one decode
+    step per continuation; fewer cost none.  The full continuation is shared by every budget.
+    """
     lm = get_model(model)
-    return generate_each(lm, prompt, [Budget("full"), budget], new_tokens, max_tokens)
+    budgets = [Budget("full"), budget]
+    keys = [(model, prompt, budget_key(b), max_tokens) for b in budgets]
+    store = _continuations()
+    with ExitStack() as held:
+        for key in sorted(set(keys)):  # one order for every request: no two wait on each other
+            held.enter_context(store.lock(key))
+        kept = [store.get(key) for key in keys]
+        pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
+        for key, gen in zip(keys, pair, strict=True):
+            store.put(key, gen)
+    return pair
 
 
 SWEPT_ROWS_KEPT = 1024

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -527,3 +528,19 @@ def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
         page.screenshot(path=str(SHOTS / f"{PAGES[path][0]}-390.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_continuation_that_ended_says_so_beside_it(page, server):
+    """A shared link whose budgeted continuation ends early (top-p, the model's end-of-text token after 9 tokens):
+    the page says so next to it and compares both KV caches at 9 tokens, where top-p saves nothing."""
+    alice = "Alice gave Bob her umbrella because she knew it would rain in Paris."
+    page.goto(server.url + "/generate?" + urllib.parse.urlencode({"text": alice, "gen_policy": "topp",
+                                                                  "gen_new": 40}))
+    wait_for_page(page, server, "generate")
+    assert_no_failure(page, server, "generate, a continuation that ended")
+    assert_labels_fit(page, "generate, a continuation that ended")
+    expect(page.get_by_text("stopped after 9 tokens: the model ended the text")).to_be_visible()
+    labels = page.locator('[data-testid="stMain"] [data-testid="stMetricLabel"]').all_inner_texts()
+    assert labels == ["KV cache at new token 9 (counted)"] * 2
+    expect(page.locator('[data-testid="stMetricDelta"]')).to_have_text("same as full")
+    page.screenshot(path=str(server.log.with_name("generate-ended.png")))  # beside the log, not in docs/

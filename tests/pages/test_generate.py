@@ -2,7 +2,7 @@
 
 from streamlit.testing.v1 import AppTest
 
-from .apptest import run_page
+from .apptest import APP, run_page
 
 NEW = 4  # new tokens per continuation
 
@@ -87,3 +87,68 @@ def test_a_plugin_policy_generates_with_its_parameter(every_other):
     assert not at.exception and not at.error
     assert at.number_input(key="gen_param.every_other.phase").value == 1
     assert any("every_other K=8 phase=1" in m.value for m in at.markdown)
+
+
+ALICE = "Alice gave Bob her umbrella because she knew it would rain in Paris."  # the issue's example
+
+
+def test_a_continuation_that_ends_early_is_compared_at_equal_length():
+    """top-p p=0.9 ends the text after 9 tokens (end of sequence) while full attention goes on: the page says so,
+    and the KV caches are compared at 9 tokens each (top-p keeps the whole cache: no saving)."""
+    at = open_page(text=ALICE, gen_policy="topp", gen_new=12)
+    assert not at.exception and not at.error
+    said = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+    assert "stopped after 9 tokens: the model ended the text" in said
+    kv = [m for m in at.metric if m.label.startswith("KV cache")]
+    assert len(kv) == 2 and kv[0].value == kv[1].value
+    assert "9" in kv[0].label  # at new token 9, the shorter continuation's end
+    assert kv[1].delta == "same as full"
+    assert not any("%" in str(m.delta) for m in kv)  # no saving that comes from stopping early
+
+
+def test_the_continuations_carry_the_token_legend():
+    at = open_page()
+    assert any("␣" in c.value for c in at.caption)
+
+
+def _round_trip(at: AppTest) -> AppTest:
+    """Open the page again from the link ``at`` now shows (a fresh session, nothing kept)."""
+    fresh = AppTest.from_file(APP, default_timeout=180)
+    fresh.query_params.update(dict(at.query_params))
+    return fresh.switch_page("pages/generate.py").run()
+
+
+def test_every_control_round_trips_through_the_link():
+    at = open_page(gen_new=2)
+    at.selectbox(key="gen_policy").set_value("sink_window").run()
+    at.slider(key="gen_k").set_value(16).run()
+    at.slider(key="gen_new").set_value(3).run()
+    at.number_input(key="gen_param.sink_window.sinks").set_value(2).run()
+    assert not at.exception and not at.error
+    again = _round_trip(at)
+    assert not again.exception and not again.error
+    assert again.selectbox(key="gen_policy").value == "sink_window"
+    assert again.slider(key="gen_k").value == 16
+    assert again.slider(key="gen_new").value == 3
+    assert again.number_input(key="gen_param.sink_window.sinks").value == 2
+    assert "##### sink_window K=16 S=2" in [m.value for m in again.markdown]
+
+
+def test_the_mass_of_top_p_round_trips_through_the_link():
+    at = open_page(gen_policy="topp", gen_new=2)
+    assert at.slider(key="gen_p").value == 0.9  # top-p's own default
+    at.slider(key="gen_p").set_value(0.5).run()
+    assert not at.exception and not at.error
+    assert at.query_params["gen_p"] == "0.5"
+    again = _round_trip(at)
+    assert again.slider(key="gen_p").value == 0.5
+    assert "##### topp p=0.5" in [m.value for m in again.markdown]
+    assert "gen_k" not in again.query_params
+
+
+def test_out_of_range_values_in_a_link_fall_back_with_a_message():
+    at = open_page(gen_policy="topp", gen_p=7, gen_new=500)
+    assert not at.exception
+    assert at.slider(key="gen_p").value == 0.9
+    assert at.slider(key="gen_new").value == 40
+    assert any("gen_p" in w.value for w in at.warning) and any("gen_new" in w.value for w in at.warning)
