@@ -79,7 +79,7 @@ def apply_budget(scores: torch.Tensor, allowed: torch.Tensor, facts: MaskFacts, 
         return weights, None, stats
     if facts.bias is not None:
         keep = keep & allowed  # a policy's contract, enforced: never a key the model forbids
-    if not policy.fills_counts:
+    if not (policy.fills_counts or policy.keeps_every_row):  # a plug-in's rule may leave a row empty
         keep = best_key_for_empty_rows(keep, scores, allowed)
     kept_w = weights.mul_(keep.to(weights.dtype))  # an explicit cast: mul_ by a bool tensor is 3x slower
     mass = kept_w.sum(-1, keepdim=True)

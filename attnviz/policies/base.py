@@ -77,6 +77,8 @@ class Policy:
         fills_counts: True if :meth:`keep` keeps exactly ``view.counts`` keys per row: then a
             row with at most ``K`` keys keeps all of them, and a sweep reuses the full run for
             those rows (:meth:`exact_prefix`), and no row is ever left empty.
+        keeps_every_row: True if :meth:`keep` never leaves a row that may see a key without one
+            (implied by ``fills_counts``): the engine then skips looking for empty rows.
         evicts: True if a dropped key is never needed again, so the KV cache
             really shrinks (window-like and eviction policies); decoding then
             keeps a cache of :meth:`cache_size` keys and asks :meth:`decode_victim`.
@@ -97,6 +99,7 @@ class Policy:
     reference: ClassVar[bool] = False
     scores_all_pairs: ClassVar[bool] = True
     fills_counts: ClassVar[bool] = False
+    keeps_every_row: ClassVar[bool] = False
     evicts: ClassVar[bool] = False
     decode_needs_attention: ClassVar[bool] = False
     causal_only: ClassVar[bool] = False

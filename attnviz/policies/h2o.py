@@ -35,6 +35,7 @@ class H2O(Policy):
                "later query's attention. With a ratio R the cache holds ⌈R·n⌉ keys for the whole text.")
     scores_all_pairs = False  # a query only ever scores the keys still in its cache
     evicts = True
+    keeps_every_row = True  # a query's own key joins the cache before it attends
     decode_needs_attention = True
     causal_only = True
     rowwise = False  # each query's cache depends on the earlier queries' attention

@@ -22,6 +22,7 @@ class TopP(Policy):
                "keys instead of words: the smallest set of highest-weight keys whose full-softmax weight reaches p "
                "(among equal weights at the edge of the set, the earlier keys).")
     ratio_only = True
+    keeps_every_row = True  # the nucleus holds at least the largest weight
     ratio_symbol = "p"
     default_keys = None
     default_ratio = 0.9
