@@ -302,7 +302,7 @@ else:
             st.markdown(
                 f"Every head of the model at once ({L} layers × {H} heads = {L * H} small maps, input side on the "
                 "left): you can spot families of heads, such as heads that look at the previous token (a diagonal "
-                "line) or at the first token (a bright left edge). Choose one with the *Layer* and *Head* sliders "
+                "line) or at the first token (a dark left edge). Choose one with the *Layer* and *Head* sliders "
                 "to open it below."
             )
             thumbs, note = grid_thumbs(list(range(L)))
