@@ -17,7 +17,7 @@ from attnviz.figures.grid import grid_tiles
 from attnviz.figures.heatmap import capped_colour_top
 from attnviz.figures.lines import LINES_MAX, lines_window, shift_positions
 from ui.cached import fits_all_layers, get_layer_weights, get_rollout
-from ui.show import attempt, flow_row, load_analysis, pct
+from ui.show import attempt, flow_row, load_analysis, pct, token_legend
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 DEFAULT_LAYER, DEFAULT_HEAD = 15, 3  # 1-based, as shown: the start page's head (layer index 14, head index 2)
@@ -127,6 +127,7 @@ else:
         if kept_tokens and not tokens:  # every kept token is past the end of this text
             tokens = default_tokens
     st.session_state["explore_tokens"] = tokens
+    token_legend()  # every view below labels its rows, columns and lines with these tokens
 
     with flow_row(align="bottom"):  # on a narrow page the toggle moves down instead of losing its label
         st.slider("Layer", 1, L, key="explore_layer", on_change=_on_slider, args=("explore_layer",),
