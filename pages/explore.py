@@ -285,13 +285,13 @@ else:
             if w is not None:
                 tiles = [pool_matrix(w[h].float().numpy(), MAX_THUMB, mode="share") for h in range(H)]
                 factor = tiles[0][1]
-                note = None if factor == 1 else (f"each tile shows the head's {n}×{n} map at 1/{factor} resolution: "
-                                                 f"a cell pools {factor}×{factor} token pairs")
+                note = "rows: tokens looking · columns: tokens looked at"  # short lines: plotly titles never wrap
+                if factor > 1:
+                    note += f"<br>each tile at 1/{factor} resolution: a cell pools {factor}×{factor} token pairs"
                 fig = attempt(lambda: head_grid(np.stack([t for t, _ in tiles]), layer_labels=[str(layer + 1)],
                                                 head_labels=head_names, height=340,
-                                                title=title_text(f"Layer {layer + 1}: every head's attention map "
-                                                                 "(rows: tokens looking, columns: tokens looked at)",
-                                                                 note)), "Drawing the heads")
+                                                title=title_text(f"Layer {layer + 1}: every head", note)),
+                              "Drawing the heads")
                 if fig is not None:
                     st.plotly_chart(fig, width="stretch", key="explore_layer_grid")
             rows = [r for r in head_stats.table() if r["layer"] == layer]

@@ -281,6 +281,7 @@ def layout_dict(title: str, height: int, note: str | None = None, margin: dict |
             align="left", bgcolor="white", bordercolor="#888", font=dict(size=13, color="#222"), namelength=-1
         ),
         font=dict(size=12),
+        modebar=dict(orientation="v"),  # down the right edge: across the top it covered long titles
         **extra,
     )
 
