@@ -122,7 +122,7 @@ def test_heads_of_a_layer_table_follows_the_layer():
     at.slider(key="explore_layer").set_value(1).run()
     assert not at.exception
     assert at.dataframe[0].value.iloc[0].tolist() != first
-    assert titles(at)[0].startswith("Layer 1: every head's attention map")
+    assert titles(at)[0].startswith("Layer 1: every head<br>")
 
 
 def test_minilm_encoder_works():
