@@ -11,6 +11,12 @@ from attnviz.plugins import PluginError, load_plugins
 from ui.memory import release_free_memory
 
 st.set_page_config(page_title="attnviz: the economics of attention", page_icon="🔦", layout="wide")
+# Tabs wrap onto a second line rather than hide behind a scroll arrow (Explore's six at 1024 px, Inside's two on a
+# phone); on a phone plotly's toolbar would lie over the chart's title, and pinching zooms there anyway.
+st.html("""<style>
+[data-testid="stTabs"] [role="tablist"] {flex-wrap: wrap; row-gap: 0.25rem;}
+@media (max-width: 640px) {.js-plotly-plot .modebar-container {display: none !important;}}
+</style>""")
 
 try:
     load_plugins()  # the user's own policies (ATTNVIZ_PLUGINS); imported once, later runs find them loaded

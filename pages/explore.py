@@ -17,7 +17,7 @@ from attnviz.figures.grid import grid_tiles
 from attnviz.figures.heatmap import capped_colour_top
 from attnviz.figures.lines import LINES_MAX, lines_window, shift_positions
 from ui.cached import fits_all_layers, get_layer_weights, get_rollout
-from ui.show import attempt, flow_row, load_analysis, pct
+from ui.show import attempt, flow_row, load_analysis, pct, token_legend
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 DEFAULT_LAYER, DEFAULT_HEAD = 15, 3  # 1-based, as shown: the start page's head (layer index 14, head index 2)
@@ -127,6 +127,7 @@ else:
         if kept_tokens and not tokens:  # every kept token is past the end of this text
             tokens = default_tokens
     st.session_state["explore_tokens"] = tokens
+    token_legend()  # every view below labels its rows, columns and lines with these tokens
 
     with flow_row(align="bottom"):  # on a narrow page the toggle moves down instead of losing its label
         st.slider("Layer", 1, L, key="explore_layer", on_change=_on_slider, args=("explore_layer",),
@@ -284,13 +285,13 @@ else:
             if w is not None:
                 tiles = [pool_matrix(w[h].float().numpy(), MAX_THUMB, mode="share") for h in range(H)]
                 factor = tiles[0][1]
-                note = None if factor == 1 else (f"each tile shows the head's {n}×{n} map at 1/{factor} resolution: "
-                                                 f"a cell pools {factor}×{factor} token pairs")
+                note = "rows: tokens looking · columns: tokens looked at"  # short lines: plotly titles never wrap
+                if factor > 1:
+                    note += f"<br>each tile at 1/{factor} resolution: a cell pools {factor}×{factor} token pairs"
                 fig = attempt(lambda: head_grid(np.stack([t for t, _ in tiles]), layer_labels=[str(layer + 1)],
                                                 head_labels=head_names, height=340,
-                                                title=title_text(f"Layer {layer + 1}: every head's attention map "
-                                                                 "(rows: tokens looking, columns: tokens looked at)",
-                                                                 note)), "Drawing the heads")
+                                                title=title_text(f"Layer {layer + 1}: every head", note)),
+                              "Drawing the heads")
                 if fig is not None:
                     st.plotly_chart(fig, width="stretch", key="explore_layer_grid")
             rows = [r for r in head_stats.table() if r["layer"] == layer]
@@ -302,7 +303,7 @@ else:
             st.markdown(
                 f"Every head of the model at once ({L} layers × {H} heads = {L * H} small maps, input side on the "
                 "left): you can spot families of heads, such as heads that look at the previous token (a diagonal "
-                "line) or at the first token (a bright left edge). Choose one with the *Layer* and *Head* sliders "
+                "line) or at the first token (a dark left edge). Choose one with the *Layer* and *Head* sliders "
                 "to open it below."
             )
             thumbs, note = grid_thumbs(list(range(L)))

@@ -1,6 +1,7 @@
 """Inside one attention head: the project's own kernel on small vectors you type, every step shown.
 
-Then the source article's worked example and attention module, computed correctly next to what it claimed.
+Then the worked example and attention module of the essay this project started from ("Rethinking attention
+economics in the AI era", in Chinese), computed correctly next to what it claimed.
 Every number comes from ``attnviz.engine.kernel.attention_steps`` (via ``attnviz.teaching.inside``); no model is loaded.
 """
 
@@ -33,7 +34,7 @@ from attnviz.teaching.inside import (
     text_to_matrix,
     worked_example,
 )
-from ui.show import flow_row
+from ui.show import flow_row, token_legend
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 NAMES = {"q": "Q (queries)", "k": "K (keys)", "v": "V (values)"}
@@ -163,6 +164,9 @@ for col, (name, label) in zip(places, NAMES.items(), strict=True):
     set_value(f"inside_{name}", matrix_to_text(mats[name]))
 if blanks:
     st.warning("An empty cell counts as 0.")
+st.caption("Here each word you type is one token. On the other pages the model's tokenizer cuts the text, and the "
+           "same notation shows its tokens:")
+token_legend()
 
 buttons = st.container(horizontal=True)
 buttons.button("Reset to the example", on_click=load_inputs, args=(" ".join(DEFAULT_TOKENS), default_inputs()),
@@ -251,7 +255,9 @@ step(5, "Output: weighted sum of V",
 
 st.header("3 · The article's worked example, corrected")
 st.markdown(
-    "This project started from an article on “the economics of attention”. Its worked example has **one** "
+    "This project started from an essay, “Rethinking attention economics in the AI era” (in Chinese), "
+    "referred to below as *the article*: this section and the next correct its worked example and its code. "
+    "Its worked example has **one** "
     f"query and **one** key: Q = K = {vec(WORKED_Q)}, V = {vec(WORKED_V)}."
 )
 ex = worked_example()

@@ -11,7 +11,11 @@ from which the widgets are re-seeded on each run.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +31,56 @@ CUSTOM = "custom"
 DEFAULT_HUB_MODELS = ("gpt2", "distilgpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", "bert-base-uncased")
 MODEL_LABELS = {"smollm2": "SmolLM2-135M (causal LM, bundled)", "minilm": "MiniLM-L6 (BERT encoder, bundled)",
                 CUSTOM: "Another model (Hugging Face id)…"}
-URL_TEXT_LIMIT = 1500  # longer texts are not put in links (URLs get unwieldy); the example id still is
+URL_TEXT_LIMIT = 1500  # characters: longer texts travel compressed, under textz
+URL_TEXTZ_LIMIT = 8000
+"""Characters of ``textz`` (zlib + URL-safe base64) a link may carry: about 8 kB, which keeps the whole URL
+under the 16 kB many servers and proxies accept, and holds more than the token cap's worth of text (the bundled
+5,923-character lighthouse essay, 1,302 SmolLM2 tokens, packs to 3,634 characters)."""
+UNPACKED_LIMIT = 400_000  # bytes a textz may expand to: a link cannot make the server inflate a zip bomb
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class LinkTextError(ValueError):
+    """A ``textz`` link parameter that is not a text packed by :func:`pack_text` (cut short, edited, ...)."""
+
+
+def pack_text(text: str) -> str | None:
+    """``text`` for the ``textz`` link parameter: zlib-compressed UTF-8 in URL-safe base64 without padding.
+
+    None when even that is longer than :data:`URL_TEXTZ_LIMIT` characters.
+    """
+    packed = base64.urlsafe_b64encode(zlib.compress(text.encode("utf-8"), 9)).rstrip(b"=").decode("ascii")
+    return packed if len(packed) <= URL_TEXTZ_LIMIT else None
+
+
+def unpack_text(packed: str) -> str:
+    """The text :func:`pack_text` packed; :class:`LinkTextError` for anything else."""
+    if len(packed) > URL_TEXTZ_LIMIT or not _BASE64URL.fullmatch(packed):
+        raise LinkTextError("not a packed text")
+    try:
+        data = base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data, UNPACKED_LIMIT + 1)
+        if len(raw) > UNPACKED_LIMIT or not inflater.eof:
+            raise LinkTextError("cut short or too long")
+        return raw.decode("utf-8")
+    except (binascii.Error, zlib.error, UnicodeDecodeError) as exc:
+        raise LinkTextError(str(exc)) from exc
+
+
+def _link_text() -> str | None:
+    """The text a link carries (``text``, else ``textz``); a damaged ``textz`` leaves a message for the sidebar."""
+    if "text" in st.query_params:
+        return st.query_params["text"]
+    if "textz" not in st.query_params:
+        return None
+    try:
+        return unpack_text(st.query_params["textz"])
+    except LinkTextError:
+        st.session_state["_link_text_error"] = (
+            "The link's text could not be read (the link was probably cut short or changed while copying): "
+            "showing an example instead. Ask for the link again, or paste the text.")
+        return None
 
 
 @dataclass(frozen=True)
@@ -110,6 +163,7 @@ def sync_url(**values: Any) -> None:
 
 
 def _on_example() -> None:
+    st.session_state.pop("_link_text_error", None)
     remember("example")
     ex = st.session_state["example"]
     if ex in EXAMPLES:
@@ -117,6 +171,7 @@ def _on_example() -> None:
 
 
 def _on_text() -> None:
+    st.session_state.pop("_link_text_error", None)
     remember("text")
     # Typing your own text leaves the example picker showing "your text".
     text = st.session_state["text"]
@@ -149,14 +204,14 @@ def shared_controls(causal_only: bool = False) -> Controls:
         set_value("model", CUSTOM)
         persistent("model", CUSTOM)
     persistent("hub_id", "gpt2", url=None)
-    url_text = st.query_params.get("text")
+    url_text = None if is_kept("text") else _link_text()  # decoded once per session, as persistent() reads it
     if url_text is not None and "ex" not in st.query_params:  # a link carrying its own text
         default_example = next((k for k, (_, t) in EXAMPLES.items() if t == url_text), CUSTOM)
     else:
         default_example = DEFAULT_EXAMPLE
     persistent("example", default_example, url="ex")
     default_text = EXAMPLES.get(st.session_state["example"], EXAMPLES[DEFAULT_EXAMPLE])[1]
-    persistent("text", default_text, url="text")
+    persistent("text", default_text if url_text is None else url_text)
     persistent("max_tokens", 256, url="cap", cast=int)
 
     with st.sidebar:
@@ -184,9 +239,20 @@ def shared_controls(causal_only: bool = False) -> Controls:
                      help="Any language. Long texts are cut to the token cap below.")
         st.slider("Token cap", 16, DEFAULT_MAX_TOKENS, key="max_tokens", step=16, on_change=remember,
                   args=("max_tokens",), help="Texts longer than this are truncated (the page says so).")
-    text = st.session_state["text"]
-    example = st.session_state["example"] if st.session_state["example"] in EXAMPLES else None
+        text = st.session_state["text"]
+        example = st.session_state["example"] if st.session_state["example"] in EXAMPLES else None
+        plain = packed = None
+        if example is None and len(text) <= URL_TEXT_LIMIT:
+            plain = text
+        elif example is None:
+            packed = pack_text(text)
+            if packed is None:
+                st.info(f"This text is too long for a link, even compressed (over {URL_TEXTZ_LIMIT // 1000} kB): "
+                        "the link does not carry this text, and whoever opens it sees an example. "
+                        "Share the text itself alongside the link.", icon="🔗")
+        if "_link_text_error" in st.session_state:
+            st.warning(st.session_state["_link_text_error"], icon="🔗")
     sync_url(model=model if model != "smollm2" else None, ex=example if example != DEFAULT_EXAMPLE else None,
-             text=None if example or len(text) > URL_TEXT_LIMIT else text,
+             text=plain, textz=packed,
              cap=None if st.session_state["max_tokens"] == 256 else st.session_state["max_tokens"])
     return Controls(model=model, text=text, max_tokens=int(st.session_state["max_tokens"]), example=example)

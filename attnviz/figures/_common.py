@@ -30,7 +30,9 @@ OKABE_ITO = [
 ]
 
 WEIGHT_SCALE = "Blues"  # sequential, colour-blind safe, 0 = white
-THUMB_SCALE = "Viridis"  # sequential, perceptually uniform, 0 = dark (tiles stand out from gaps)
+THUMB_SCALE = WEIGHT_SCALE  # the one rule, on every page: darker = more attention
+STAT_SCALE = "Purples"  # head statistics: light to dark as well (darker = larger), another hue than attention
+GAP_GREY = "#cfcfcf"  # between head tiles: a tile of zeros is white, so the gaps cannot be
 DIVERGING_SCALE = "RdBu"  # red = negative, blue = positive; always used symmetric around 0
 MASKED_GREY = "#bdbdbd"
 MUTED = "#777777"
@@ -279,6 +281,7 @@ def layout_dict(title: str, height: int, note: str | None = None, margin: dict |
             align="left", bgcolor="white", bordercolor="#888", font=dict(size=13, color="#222"), namelength=-1
         ),
         font=dict(size=12),
+        modebar=dict(orientation="v"),  # down the right edge: across the top it covered long titles
         **extra,
     )
 

@@ -15,7 +15,18 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._common import THUMB_SCALE, base_layout, check_labels, f32, plotly_text, pooling_note, truncate, visible
+from ._common import (
+    GAP_GREY,
+    STAT_SCALE,
+    THUMB_SCALE,
+    base_layout,
+    check_labels,
+    f32,
+    plotly_text,
+    pooling_note,
+    truncate,
+    visible,
+)
 from .pooling import pool_matrix
 
 PLOT_WIDTH = 1100  # px a wide Streamlit page gives a chart, roughly
@@ -64,7 +75,8 @@ def head_grid(
       One layer: the heads sit in one row.
     * Thumbnails bigger than ``max_thumb`` are pooled (queries averaged, keys added).
     * ``zmax`` caps the colour scale; default: the 99th percentile of all values, so that
-      one attention-sink column does not leave every other cell dark. Hover shows true values.
+      one attention-sink column does not leave every other cell white. Hover shows true values.
+    * Darker = more attention (the colour bar says so); the gaps between tiles are grey.
     """
     a = np.asarray(thumbs, dtype=np.float64)
     single = a.ndim == 3
@@ -155,7 +167,8 @@ def head_grid(
             hoverongaps=False,
             hovertemplate="%{x}<br>%{y}<br>%{z:.3f} of its attention<extra></extra>",
             colorbar=dict(
-                title=dict(text="attention" + (f"<br>(colour capped<br>at {top:.2g})" if capped else ""), side="top"),
+                title=dict(text="attention<br>darker = more"
+                           + (f"<br>(colour capped<br>at {top:.2g})" if capped else ""), side="top"),
                 thickness=12,
             ),
             name="heads",
@@ -165,7 +178,7 @@ def head_grid(
     n_ticks = max(n_r, n_c)
     tick_size = 12 if n_ticks <= 16 else 10
     fig.update_layout(
-        plot_bgcolor="white",
+        plot_bgcolor=GAP_GREY,  # the NaN gaps show the background
         xaxis=dict(
             type="category",
             categoryorder="array",
@@ -209,12 +222,13 @@ def head_stat_heatmap(
     head_labels: Sequence[str] | None = None,
     title: str | None = None,
     fmt: str = ".2f",
-    colorscale: str = "Viridis",
+    colorscale: str = STAT_SCALE,
     height: int | None = None,
 ) -> go.Figure:
     """A ``(layers, heads)`` table of one statistic (entropy, sink share, …): layers down, heads across.
 
     Numbers are written in the cells when the table is small enough to read them (≤ 400 cells).
+    Darker = a larger value, whatever the statistic (for entropy: more spread out); the colour bar says so.
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim == 1:
@@ -244,7 +258,7 @@ def head_stat_heatmap(
             textfont=dict(size=11 if n_heads <= 16 else 9),
             hovertemplate=f"%{{text}}: {stat} %{{z:{fmt}}}<extra></extra>",
             hoverongaps=False,
-            colorbar=dict(title=dict(text=stat, side="top"), thickness=14),
+            colorbar=dict(title=dict(text=f"{stat}<br>darker = larger", side="top"), thickness=14),
             xgap=1,
             ygap=1,
             name=stat,

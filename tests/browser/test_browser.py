@@ -544,3 +544,59 @@ def test_a_continuation_that_ended_says_so_beside_it(page, server):
     assert labels == ["KV cache at new token 9 (counted)"] * 2
     expect(page.locator('[data-testid="stMetricDelta"]')).to_have_text("same as full")
     page.screenshot(path=str(server.log.with_name("generate-ended.png")))  # beside the log, not in docs/
+
+
+# Per chart title (plotly SVG text, which never wraps): sticks out of its chart, or lies under plotly's toolbar;
+# per tab list: tabs hidden past its right edge (behind a scroll arrow).
+_LAYOUT_PROBLEMS = """() => {
+  const box = e => e.getBoundingClientRect();
+  const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const problems = [];
+  for (const chart of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+    const c = box(chart);
+    const bars = [...chart.querySelectorAll('.modebar')].filter(m => m.offsetParent !== null).map(box);
+    for (const t of chart.querySelectorAll('.gtitle')) {
+      const b = box(t);
+      if (!t.textContent.trim()) continue;
+      if (b.left < c.left - 1 || b.right > c.right + 1) problems.push('title cut: ' + t.textContent.slice(0, 50));
+      if (bars.some(m => meets(m, b))) problems.push('toolbar over title: ' + t.textContent.slice(0, 50));
+    }
+  }
+  for (const list of document.querySelectorAll('[data-testid="stTabs"] [role="tablist"]')) {
+    const l = box(list);
+    for (const tab of list.querySelectorAll('[role="tab"]'))
+      if (box(tab).right > l.right + 1) problems.push('tab hidden: ' + tab.textContent);
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (390, 844)], ids=["1024px", "390px"])
+@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "inside"],
+                         ids=["explore-layer", "explore-head", "inside"])
+def test_small_screens_show_whole_titles_and_tabs(browser, server, path, size):
+    """A laptop (1024×768) and a phone (390×844): every tab reachable without a scroll arrow, chart titles whole
+    and not under plotly's toolbar (which shows while the pointer is on a chart), and no text cut off."""
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        page.goto(f"{server.url}/{path}")
+        wait_for_page(page, server, path.split("?")[0])
+        assert_no_failure(page, server, f"/{path} at {width} px")
+        problems = []
+        name = path.replace("?explore_view=", "-")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for i, chart in enumerate(page.locator('[data-testid="stPlotlyChart"]').all()):
+            chart.evaluate("e => e.scrollIntoView({block: 'center'})")  # clear of Streamlit's sticky header
+            b = chart.bounding_box()
+            page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)  # plotly's toolbar shows on hover
+            page.wait_for_timeout(300)
+            problems += page.evaluate(_LAYOUT_PROBLEMS)
+            page.screenshot(path=str(SHOTS / f"small-{name}-{width}-chart{i}.png"))
+        problems += page.evaluate(_LAYOUT_PROBLEMS)
+        problems += [f"cut: {t}" for t in cut_text(page, '[data-testid="stMain"]')]
+        assert not problems, f"/{path} at {width}×{height}: {sorted(set(problems))}"
+    finally:
+        context.close()

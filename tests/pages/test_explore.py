@@ -122,7 +122,7 @@ def test_heads_of_a_layer_table_follows_the_layer():
     at.slider(key="explore_layer").set_value(1).run()
     assert not at.exception
     assert at.dataframe[0].value.iloc[0].tolist() != first
-    assert titles(at)[0].startswith("Layer 1: every head's attention map")
+    assert titles(at)[0].startswith("Layer 1: every head<br>")
 
 
 def test_minilm_encoder_works():
@@ -144,3 +144,14 @@ def test_empty_text_shows_an_error_not_a_traceback():
     assert not at.exception
     assert at.error
     assert at.title[0].value == "Explore attention"  # the rest of the page still renders
+
+
+def test_the_token_legend_explains_how_tokens_are_written():
+    """Every view labels rows and columns with tokens (␣the, 注(1/2)): one line says how to read them."""
+    from attnviz.inspection.tokens import TOKEN_LEGEND
+
+    at = open_page()
+    assert TOKEN_LEGEND in [c.value for c in at.caption]
+    at = show(at, "lines")
+    assert not at.exception
+    assert TOKEN_LEGEND in [c.value for c in at.caption]

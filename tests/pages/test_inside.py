@@ -140,3 +140,18 @@ def test_loading_the_articles_example_gives_weight_one_and_output_v():
     assert numbers(chart_text(at, "inside_step_5")).tolist() == [[0.5, 0.6, 0.7, 0.8]]
     next(b for b in at.button if b.label == "Reset to the example").click().run(timeout=60)
     assert numbers(chart_text(at, "inside_step_1")).tolist() == [[0, 1, 0], [1, 0, 1], [0, 3, 1]]
+
+
+def test_the_token_legend_is_shown():
+    from attnviz.inspection.tokens import TOKEN_LEGEND
+
+    at = open_page()
+    assert TOKEN_LEGEND in [c.value for c in at.caption]
+
+
+def test_the_corrected_essay_is_named():
+    """The page corrects an essay's worked example and code: it says which essay, and in which language."""
+    at = open_page()
+    text = markdown(at)
+    assert "Rethinking attention economics in the AI era" in text
+    assert "in Chinese" in text

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -85,3 +86,53 @@ def test_a_link_to_an_example_reproduces_it():
     assert at.text_area(key="text").value.startswith("To make pancakes")
     assert at.query_params["ex"] == "recipe"
     assert "text" not in at.query_params
+
+
+LONG_TEXT = "The keeper climbed the stairs at dusk and lit the lamp. " * 54  # 3,024 characters
+CJK_TEXT = "灯塔守护者每天黄昏爬上楼梯点亮灯。风很大，海很黑，但光一直在转。" * 60  # 1,920 characters
+
+
+def _link_of(text: str) -> dict[str, str]:
+    """The URL parameters a user has after typing ``text`` (on a page without a model: quick)."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page("pages/methods.py").run()
+    at.text_area(key="text").set_value(text).run()
+    assert not at.exception
+    return dict(at.query_params)
+
+
+@pytest.mark.parametrize("text", [LONG_TEXT, CJK_TEXT], ids=["3000-chars", "cjk"])
+def test_a_link_carries_a_long_text(text):
+    """Over URL_TEXT_LIMIT characters the text travels compressed (textz); the receiver gets it whole."""
+    params = _link_of(text)
+    assert "textz" in params and "text" not in params
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update(params)
+    at.switch_page("pages/methods.py").run()
+    assert not at.exception
+    assert at.text_area(key="text").value == text
+    assert at.selectbox(key="example").value == "custom"
+    assert not at.sidebar.info and not at.sidebar.warning
+    assert at.query_params["textz"] == params["textz"]  # the receiver's own link still carries it
+
+
+def test_a_text_too_long_for_a_link_says_so():
+    import random
+
+    rng = random.Random(0)
+    noise = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz ") for _ in range(20_000))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page("pages/methods.py").run()
+    at.text_area(key="text").set_value(noise).run()
+    assert not at.exception
+    assert "text" not in at.query_params and "textz" not in at.query_params
+    assert any("link does not carry this text" in i.value for i in at.sidebar.info)
+
+
+def test_a_damaged_long_text_link_gives_a_clear_message():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["textz"] = "eJzLSM3JyVcozy"  # cut short while copying
+    at.switch_page("pages/methods.py").run()
+    assert not at.exception
+    assert any("could not be read" in w.value for w in at.sidebar.warning)
+    assert at.selectbox(key="example").value != "custom"  # the default example instead
