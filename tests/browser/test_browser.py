@@ -501,8 +501,7 @@ def test_start_slider_and_heatmap_in_view_together_at_1024(browser, server):
         s, c = slider.bounding_box(), chart.bounding_box()
         assert in_viewport(s, 1024, 768) and in_viewport(c, 1024, 768), f"slider {s}, heatmap {c}"
         page.mouse.move(0, 0)
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "start-1024x768.png"))
+        page.screenshot(path=str(server.log.with_name("start-1024x768.png")))  # beside the log, not in docs/
     finally:
         context.close()
 
@@ -524,8 +523,7 @@ def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
             .map(e => (e.getAttribute('data-testid') || e.tagName) + ': ' + e.textContent.slice(0, 40)
                  + ' @' + Math.round(e.getBoundingClientRect().right)).slice(0, 10)""")
         assert not wide, f"/{path} at 390 px: sticking out of the window: {wide}"
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{PAGES[path][0]}-390.png"), full_page=True)
+        page.screenshot(path=str(server.log.with_name(f"{PAGES[path][0]}-390.png")), full_page=True)
     finally:
         context.close()
 
@@ -587,14 +585,13 @@ def test_small_screens_show_whole_titles_and_tabs(browser, server, path, size):
         assert_no_failure(page, server, f"/{path} at {width} px")
         problems = []
         name = path.replace("?explore_view=", "-")
-        SHOTS.mkdir(parents=True, exist_ok=True)
         for i, chart in enumerate(page.locator('[data-testid="stPlotlyChart"]').all()):
             chart.evaluate("e => e.scrollIntoView({block: 'center'})")  # clear of Streamlit's sticky header
             b = chart.bounding_box()
             page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2)  # plotly's toolbar shows on hover
             page.wait_for_timeout(300)
             problems += page.evaluate(_LAYOUT_PROBLEMS)
-            page.screenshot(path=str(SHOTS / f"small-{name}-{width}-chart{i}.png"))
+            page.screenshot(path=str(server.log.with_name(f"small-{name}-{width}-chart{i}.png")))
         problems += page.evaluate(_LAYOUT_PROBLEMS)
         problems += [f"cut: {t}" for t in cut_text(page, '[data-testid="stMain"]')]
         assert not problems, f"/{path} at {width}×{height}: {sorted(set(problems))}"
