@@ -163,3 +163,41 @@ def test_side_by_side_heatmaps_share_one_colour_scale():
     assert full["zmin"] == budget["zmin"] == 0
     assert full["zmax"] == budget["zmax"]
     assert any("How tokens are written" in c.value for c in at.caption)  # the token legend under the heatmaps
+
+
+def test_every_control_round_trips_through_the_link():
+    """Policy, budget mode, K or r, layer, head and the policy's own parameters open at the link's values, and
+    moving each through its widget writes the new value back to the link."""
+    at = open_page(policy="sink_window", mode="keys", k=6, layer=3, head=2, **{"param.sink_window.sinks": 2})
+    assert not at.exception and not at.error and not at.warning
+    assert at.selectbox(key="policy").value == "sink_window"
+    assert at.radio(key="mode").value == "keys"
+    assert at.slider(key="k").value == 6
+    assert at.number_input(key="layer").value == 3
+    assert at.number_input(key="head").value == 2
+    assert at.number_input(key="param.sink_window.sinks").value == 2
+    at.slider(key="k").set_value(7).run()
+    at.number_input(key="layer").set_value(4).run()
+    at.number_input(key="head").set_value(5).run()
+    at.number_input(key="param.sink_window.sinks").set_value(3).run()
+    assert not at.exception and not at.error
+    assert {name: at.query_params[name] for name in ("policy", "mode", "k", "layer", "head")} == {
+        "policy": "sink_window", "mode": "keys", "k": "7", "layer": "4", "head": "5"}
+    assert at.query_params["param.sink_window.sinks"] == "3"
+
+    at = open_page(policy="random", mode="ratio", r=0.3, layer=2, head=1, **{"param.random.seed": 7})
+    assert not at.exception and not at.error and not at.warning
+    assert at.selectbox(key="policy").value == "random"
+    assert at.radio(key="mode").value == "ratio"
+    assert at.slider(key="r").value == 0.3
+    assert at.number_input(key="param.random.seed").value == 7
+    at.slider(key="r").set_value(0.5).run()
+    at.number_input(key="param.random.seed").set_value(8).run()
+    assert not at.exception and not at.error
+    assert at.query_params["r"] == "0.5" and at.query_params["param.random.seed"] == "8"
+    assert "k" not in at.query_params
+    at.radio(key="mode").set_value("keys").run()
+    at.selectbox(key="policy").set_value("window").run()
+    assert not at.exception and not at.error
+    assert at.query_params["mode"] == "keys" and at.query_params["policy"] == "window"
+    assert "r" not in at.query_params and "param.random.seed" not in at.query_params

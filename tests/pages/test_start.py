@@ -102,3 +102,18 @@ def test_the_caption_follows_the_picture():
     assert "With K = 1, the word *it* now looks mostly at *suit* (100% of its attention)" in caption
     assert "no longer at *trophy*" in caption
     assert "predicted after *it* is unchanged: *was*" in caption
+
+
+def test_every_control_round_trips_through_the_link():
+    """Each control opens at the link's value, and moving it through its widget writes the new value back."""
+    at = open_page(start_k=3, cap=32)
+    assert not at.exception and not at.error
+    assert at.slider(key="start_k").value == 3
+    assert at.slider(key="max_tokens").value == 32
+    assert at.text_area(key="text").value == TEXT
+    at.slider(key="start_k").set_value(5).run()
+    at.slider(key="max_tokens").set_value(48).run()
+    assert not at.exception and not at.error
+    assert at.query_params["start_k"] == "5"
+    assert at.query_params["cap"] == "48"
+    assert at.query_params["text"] == TEXT
