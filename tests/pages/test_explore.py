@@ -155,3 +155,38 @@ def test_the_token_legend_explains_how_tokens_are_written():
     at = show(at, "lines")
     assert not at.exception
     assert TOKEN_LEGEND in [c.value for c in at.caption]
+
+
+def test_every_control_round_trips_through_the_link():
+    """The view, layer, head, colour toggle, combination, statistic and followed tokens open at the link's values,
+    and moving each through its widget writes the new value back to the link."""
+    at = open_page(explore_view="combine", explore_layer=4, explore_head=2, explore_cap=0, explore_agg="max",
+                   explore_stat="sink_share", explore_tokens="2,5")
+    assert not at.exception and not at.error
+    assert at.session_state["explore_view"] == VIEWS["combine"]
+    assert at.slider(key="explore_layer").value == 4
+    assert at.slider(key="explore_head").value == 2
+    assert at.toggle(key="explore_cap").value is False
+    assert at.radio(key="explore_agg").value == "max"
+    assert titles(at) == ["Layer 4: max over its 9 heads"]
+    show(at, "stats")
+    assert not at.exception and not at.error
+    assert at.radio(key="explore_stat").value == "sink_share"
+    assert at.query_params["explore_view"] == "stats"
+    show(at, "lines")
+    assert not at.exception and not at.error
+    assert at.multiselect(key="explore_tokens").value == [2, 5]
+
+    at.slider(key="explore_layer").set_value(6).run()
+    at.slider(key="explore_head").set_value(8).run()
+    at.toggle(key="explore_cap").set_value(True).run()
+    at.multiselect(key="explore_tokens").set_value([3]).run()
+    show(at, "combine")
+    at.radio(key="explore_agg").set_value("rollout").run()
+    show(at, "stats")
+    at.radio(key="explore_stat").set_value("top3_mass").run()
+    assert not at.exception and not at.error
+    assert {k: at.query_params.get(k) for k in ("explore_view", "explore_layer", "explore_head", "explore_cap",
+                                                 "explore_agg", "explore_stat", "explore_tokens")} == {
+        "explore_view": "stats", "explore_layer": "6", "explore_head": "8", "explore_cap": None,
+        "explore_agg": "rollout", "explore_stat": "top3_mass", "explore_tokens": "3"}
