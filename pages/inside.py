@@ -45,6 +45,8 @@ HELP = {
 }
 PLOT_CONFIG = {"displayModeBar": False}  # small teaching figures: no zoom toolbar
 DEFAULT_TEXT = {name: matrix_to_text(m) for name, m in default_inputs().items()}
+CODE_TABS = {"fixed": "The corrected code (this exact code runs below)", "original": "The article's original code"}
+CODE_TAB_IDS = {label: tab for tab, label in CODE_TABS.items()}
 
 
 def _bool(s: str) -> bool:
@@ -300,12 +302,18 @@ st.markdown(
     f"3. **Impossible output.** It printed a 5×1 column {vec(r[0] for r in DOCUMENT_CLAIMS.module_output)}. "
     "Five tokens, each a blend of 3-number values, give a **5×3** output."
 )
-fixed_tab, original_tab = st.tabs(["The corrected code (this exact code runs below)", "The article's original code"])
+# The open tab is kept (and in the link) like every other control: the session holds its label, the link its id.
+page_param("inside_code", CODE_TABS["fixed"], lambda s: CODE_TABS.get(s, CODE_TABS["fixed"]))
+if st.session_state["inside_code"] not in CODE_TAB_IDS:
+    st.session_state["inside_code"] = CODE_TABS["fixed"]
+fixed_tab, original_tab = st.tabs(list(CODE_TABS.values()), key="inside_code", on_change=remember,
+                                  args=("inside_code",))
 fixed_tab.code(seed_module_code(int(seed)), language="python")
 original_tab.code(DOCUMENT_CODE, language="python")
 st.number_input("Random seed (torch.manual_seed)", 0, 10_000, key="inside_seed", on_change=remember,
                 args=("inside_seed",), help="Changes the random, untrained projection weights.", width=260)
-sync_url(inside_seed=int(seed) or None)
+code_tab = CODE_TAB_IDS.get(st.session_state.get("inside_code"), "fixed")
+sync_url(inside_seed=int(seed) or None, inside_code=None if code_tab == "fixed" else code_tab)
 tok5 = [f"token {i + 1}" for i in range(5)]
 out_col, weights_col = st.columns([4, 5])
 out_col.plotly_chart(matrix_figure(res.output.numpy(), row_labels=tok5, col_labels=["1", "2", "3"],

@@ -155,3 +155,39 @@ def test_the_corrected_essay_is_named():
     text = markdown(at)
     assert "Rethinking attention economics in the AI era" in text
     assert "in Chinese" in text
+
+
+def test_every_control_round_trips_through_the_link():
+    """Tokens, size, causal mask, budget and its K, the Q/K/V cells, the seed and the code tab open at the link's
+    values, and changing each through its widget writes the new value back to the link."""
+    at = open_page(inside_tokens="a b c", inside_d="2", inside_causal="true", inside_budget="true", inside_topk="2",
+                   inside_q="1,0;0,1;1,1", inside_k="2,0;0,2;1,0", inside_v="1,2;3,4;5,6", inside_seed="5",
+                   inside_code="original")
+    assert not at.error and not at.warning
+    assert at.text_input(key="inside_tokens").value == "a b c"
+    assert at.number_input(key="inside_d").value == 2
+    assert at.toggle(key="inside_causal").value is True
+    assert at.toggle(key="inside_budget").value is True
+    assert at.slider(key="inside_topk").value == 2
+    assert at.number_input(key="inside_seed").value == 5
+    assert at.session_state["inside_code"] == "The article's original code"
+    assert numbers(chart_text(at, "inside_step_1")).tolist() == [[2, 0, 1], [0, 2, 0], [2, 2, 1]]
+
+    at.text_input(key="inside_tokens").set_value("a b c d").run(timeout=60)
+    at.number_input(key="inside_d").set_value(3).run(timeout=60)
+    at.toggle(key="inside_causal").set_value(False).run(timeout=60)
+    at.slider(key="inside_topk").set_value(3).run(timeout=60)
+    at.number_input(key="inside_seed").set_value(6).run(timeout=60)
+    editor = next(k for k in at.session_state if str(k).startswith("inside_q_editor_"))  # the cells' table
+    at.session_state[editor] = {"edited_rows": {0: {"1": 7}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["_keep_inside_code"] = "The corrected code (this exact code runs below)"  # what a tab click keeps
+    at.run(timeout=60)
+    assert not at.exception and not at.error
+    query = dict(at.query_params)
+    assert {k: query.get(k) for k in ("inside_tokens", "inside_d", "inside_causal", "inside_budget", "inside_topk",
+                                      "inside_seed", "inside_code")} == {
+        "inside_tokens": "a b c d", "inside_d": "3", "inside_causal": None, "inside_budget": "True",
+        "inside_topk": "3", "inside_seed": "6", "inside_code": None}
+    assert query["inside_q"].startswith("7,0,0;")
+    at.toggle(key="inside_budget").set_value(False).run(timeout=60)
+    assert "inside_budget" not in at.query_params and "inside_topk" not in at.query_params
