@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -597,3 +598,22 @@ def test_small_screens_show_whole_titles_and_tabs(browser, server, path, size):
         assert not problems, f"/{path} at {width}×{height}: {sorted(set(problems))}"
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("path, key, linked, other", [
+    ("inside", "inside_code", ("original", "The article's original code"), "The corrected code"),
+    ("explore", "explore_view", ("stats", "Head statistics"), "One head"),
+], ids=["inside-code", "explore-view"])
+def test_a_linked_tab_opens_and_a_clicked_tab_goes_in_the_link(page, server, path, key, linked, other):
+    """Tabs are controls too: a link opens the tab it names, and clicking another tab writes it to the link."""
+    page.goto(f"{server.url}/{path}?{key}={linked[0]}")
+    wait_for_page(page, server, path)
+    assert_no_failure(page, server, f"/{path} opened on a tab")
+    selected = page.locator('[data-testid="stTabs"] [role="tab"][aria-selected="true"]')
+    expect(selected.filter(has_text=linked[1])).to_have_count(1)
+    page.locator('[data-testid="stTabs"] [role="tab"]', has_text=other).click()
+    wait_until_idle(page)
+    expect(page).not_to_have_url(re.compile(f"{key}="))
+    page.locator('[data-testid="stTabs"] [role="tab"]', has_text=linked[1]).click()
+    wait_until_idle(page)
+    expect(page).to_have_url(re.compile(f"{key}={linked[0]}"))
