@@ -252,9 +252,11 @@ def tick_font_size(n_ticks: int) -> int:
 
 
 def title_text(title: str, note: str | None = None) -> str:
-    """Main title, with an optional smaller second line (e.g. the pooling note)."""
+    """Main title, with an optional smaller note under it (e.g. the pooling note); ``\n`` in the note starts a
+    new line (plotly's titles never wrap, so a long note is cut in a narrow chart unless it is split)."""
     if note:
-        return f"{title}<br><span style='font-size:13px;color:{MUTED}'>{note}</span>"
+        lines = "".join(f"<br><span style='font-size:13px;color:{MUTED}'>{line}</span>" for line in note.split("\n"))
+        return f"{title}{lines}"
     return title
 
 
@@ -276,7 +278,7 @@ def layout_dict(title: str, height: int, note: str | None = None, margin: dict |
         template=TEMPLATE,
         title=dict(text=title_text(title, note), x=0.01, xanchor="left", font=dict(size=17)),
         height=int(height),
-        margin=dict(l=70, r=30, t=95 if note else 70, b=60) | (margin or {}),
+        margin=dict(l=70, r=30, t=70 + 25 * (note.count("\n") + 1) if note else 70, b=60) | (margin or {}),
         hoverlabel=dict(
             align="left", bgcolor="white", bordercolor="#888", font=dict(size=13, color="#222"), namelength=-1
         ),

@@ -136,7 +136,7 @@ def attention_heatmap(
         )
     note = pooling_note(factor, "pools")
     if note:
-        note += " (queries averaged, keys added: rows still sum to 1)"
+        note += "\n(queries averaged, keys added: rows still sum to 1)"  # a line of its own: half-width charts
     return go.Figure(
         go.Heatmap(
             z=f32(pooled),

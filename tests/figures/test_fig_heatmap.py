@@ -173,3 +173,17 @@ def test_shared_zmax_gives_side_by_side_heatmaps_one_scale():
     assert [(f.data[0].zmin, f.data[0].zmax) for f in figs] == [(0.0, 1.0), (0.0, 1.0)]
     big = np.full((600, 600), 1 / 600)  # pooled 3 keys to a cell: the drawn values are 3× larger
     assert shared_zmax(big) == pytest.approx(attention_heatmap(big).data[0].zmax, rel=1e-6)
+
+
+def test_a_pooled_heatmaps_note_takes_two_short_lines():
+    """At 1024 tokens the pooling note was one 110-character line that plotly (titles never wrap) cut in a
+    half-width chart; it is now two lines of at most 60 characters, with the top margin grown to hold them."""
+    import re
+
+    n = 1024
+    w = np.tril(np.ones((n, n)))
+    w /= w.sum(1, keepdims=True)
+    fig = attention_heatmap(w, [str(i) for i in range(n)], [str(i) for i in range(n)], max_side=256)
+    lines = [re.sub("<[^>]+>", "", part) for part in fig.layout.title.text.split("<br>")[1:]]
+    assert len(lines) == 2 and all(len(line) <= 60 for line in lines), lines
+    assert fig.layout.margin.t == 70 + 2 * 25
