@@ -11,7 +11,7 @@ from attnviz.figures.heatmap import shared_zmax
 from attnviz.inspection.tokens import token_labels
 from attnviz.policies import POLICIES
 from ui.cached import SHARED_LAYER, get_row
-from ui.params import policy_controls
+from ui.params import drop_other_params, policy_controls
 from ui.show import attempt, flow_row, live_area, load_analysis, pct, si, token_legend
 from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
@@ -81,6 +81,7 @@ if analysis is not None:
                 disabled=pol_cls.ratio_only, format_func={"keys": "keys per query (K)", "ratio": "share of keys"}.get)
         keys = ratio = None
         # Links made before parameters had keys of their own said sinks= and seed=.
+        drop_other_params("", [pol_cls])
         pol = policy_controls(pol_cls, columns=[d], legacy={"sinks": "sinks", "seed": "seed"})
         if st.session_state["mode"] == "keys":
             low = pol.min_keys

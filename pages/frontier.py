@@ -11,7 +11,7 @@ from attnviz.measure.frontier import frontier_rows
 from attnviz.measure.scaling import KNOWN_CONFIGS, config_from_model, share_curves
 from attnviz.policies import POLICIES
 from ui.cached import SHARED_LAYER, swept_rows
-from ui.params import policy_controls
+from ui.params import drop_other_params, policy_controls
 from ui.show import attempt, load_analysis, si
 from ui.state import is_kept, page_param, persistent, remember, shared_controls, sync_url
 
@@ -118,14 +118,13 @@ if analysis is not None:
     with_params = [p for p in chosen if POLICIES[p].parameters()]
     policies = {p: POLICIES[p]() for p in chosen}
     # Parameters of policies not chosen say nothing about this view: out of the link (their values stay kept).
-    sync_url(**dict.fromkeys(k for k in st.query_params if k.startswith("fr_param.")
-                             and k.split(".")[1] not in with_params))
+    drop_other_params("fr_", [POLICIES[p] for p in with_params])
     if with_params:
         with st.expander("Policy parameters", expanded=False):
             cols = st.columns(max(2, len(with_params)))
             for col, name in zip(cols, with_params, strict=False):
                 col.markdown(f"`{name}`")
-                policies[name] = policy_controls(POLICIES[name], prefix="fr_", columns=[col], siblings=with_params)
+                policies[name] = policy_controls(POLICIES[name], prefix="fr_", columns=[col])
     budgets = [b for pol in policies.values() for b in pol.ladder(ref.n_tokens)]
     st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: up to 8 sizes per policy, from about n/32 to 3n/4 "
                "keys (top-p: masses 0.5 to 0.999); on short texts some sizes coincide.")

@@ -10,7 +10,7 @@ from attnviz.generate import first_divergence
 from attnviz.inspection.tokens import describe_tokens
 from attnviz.policies import POLICIES
 from ui.cached import get_continuations, get_model
-from ui.params import policy_controls
+from ui.params import drop_other_params, policy_controls
 from ui.show import attempt, si, token_legend
 from ui.state import is_kept, page_param, remember, set_value, shared_controls, sync_url
 
@@ -62,6 +62,7 @@ else:
     size = {"keys": int(st.session_state["gen_k"])}
 c.slider("New tokens", *NEW_RANGE, key="gen_new", on_change=remember, args=("gen_new",))
 # Links made before parameters had keys of their own said gen_sinks=.
+drop_other_params("gen_", [pol_cls])
 pol = policy_controls(pol_cls, prefix="gen_", columns=[d], legacy={"sinks": "gen_sinks"})
 sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_p=size.get("ratio"), gen_new=st.session_state["gen_new"],
          gen_sinks=None)

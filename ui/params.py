@@ -18,7 +18,7 @@ from attnviz.policies import Policy
 
 from .state import is_kept, persistent, remember, sync_url
 
-__all__ = ["param_key", "policy_controls"]
+__all__ = ["param_key", "policy_controls", "drop_other_params"]
 
 
 def param_key(prefix: str, policy: str, name: str) -> str:
@@ -41,24 +41,24 @@ def _from_link(key: str, p: Param, legacy: str | None) -> tuple[Any, str | None]
     return (p.default, problem) if problem else (value, None)
 
 
+def drop_other_params(prefix: str, policies: Collection[type[Policy]]) -> None:
+    """Take out of the link every ``<prefix>param.`` key that is not a parameter of one of ``policies`` (the
+    ones the page draws): another policy's parameters say nothing about this view.  Their values stay kept."""
+    ours = {param_key(prefix, cls.name, p.name) for cls in policies for p in cls.parameters()}
+    sync_url(**dict.fromkeys(k for k in st.query_params if k.startswith(f"{prefix}param.") and k not in ours))
+
+
 def policy_controls(cls: type[Policy], prefix: str = "", columns: list | None = None,
-                    legacy: dict[str, str] | None = None, siblings: Collection[str] = ()) -> Policy:
+                    legacy: dict[str, str] | None = None) -> Policy:
     """Draw a control for each parameter of ``cls`` (in ``columns``, one each, cycling; else in the page)
     and return the policy with their values.
 
     A link's value that is not allowed is replaced by the default, and the page says so in the
     same words as the command line.  ``legacy`` maps a parameter to the URL key older links used.
-    ``siblings``: the other policies whose controls this page draws too (the Frontier's), whose
-    parameters stay in the link; any other policy's are removed from it.
+    Other policies' parameters are taken out of the link by :func:`drop_other_params`.
     """
     values = {}
-    params = cls.parameters()
-    ours = {param_key(prefix, cls.name, p.name) for p in params}
-    kept_prefixes = tuple(f"{prefix}param.{name}." for name in siblings if name != cls.name)
-    stale = [k for k in st.query_params if k.startswith(f"{prefix}param.") and k not in ours
-             and not k.startswith(kept_prefixes)]
-    sync_url(**dict.fromkeys(stale))  # another policy's parameters say nothing about this one
-    for i, p in enumerate(params):
+    for i, p in enumerate(cls.parameters()):
         key = param_key(prefix, cls.name, p.name)
         value = p.default
         if not is_kept(key):  # first run in this session: the link decides

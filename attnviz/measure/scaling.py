@@ -194,5 +194,5 @@ def topk_saving(config: ModelConfig, n_tokens: int, keys: int) -> tuple[float, f
     """
     pairs = int(_pairs(int(n_tokens), config.causal))
     kept = topk_pairs(n_tokens, keys, config.causal)
-    attn_saved = (pairs - kept) / (2 * pairs)
+    attn_saved = 1 - pair_flops(1, pairs, kept) / pair_flops(1, pairs, pairs)  # compute.py's formula, per d
     return attn_saved, attn_saved * attention_share(config, n_tokens)
