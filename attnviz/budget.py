@@ -13,6 +13,11 @@ may see under the model's own causal/padding mask):
 ``keys`` may also be a tuple with one count per query head, and
 ``layer_keys`` one entry per layer (an int or a per-head tuple), so a total
 can be allocated unevenly (resolved per layer by :meth:`Budget.for_layer`).
+
+A budget's ``allocator`` (:mod:`attnviz.allocators`) decides how a total is
+spread over layers, heads and rows: ``uniform`` (the default) gives every row
+the counts above; the others plan ``layer_keys`` or set per-row counts from
+each layer's own attention.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
+    from .allocators.base import Allocator
     from .policies.base import Policy
 
 __all__ = ["Budget", "BudgetError", "keep_counts"]
@@ -37,7 +43,7 @@ class BudgetError(ValueError):
 class Budget:
     """What to keep: a ``policy`` instance, and exactly one of ``keys`` or ``ratio`` (unless the reference).
 
-    ``policy`` may be given as a registered name, meaning that policy with its
+    ``policy`` (and ``allocator``) may be given as a registered name, meaning that plug-in with its
     default parameters (``Budget("topk", keys=8)``); :meth:`of` takes parameters too.
     """
 
@@ -45,23 +51,28 @@ class Budget:
     keys: int | tuple[int, ...] | None = None
     ratio: float | None = None
     layer_keys: tuple[int | tuple[int, ...], ...] | None = None
+    allocator: Allocator | str = "uniform"
 
     def __post_init__(self) -> None:
         if isinstance(self.policy, str):
             from .policies import get_policy  # the registry imports this module
 
             object.__setattr__(self, "policy", get_policy(self.policy))
+        if isinstance(self.allocator, str):
+            from .allocators import get_allocator
+
+            object.__setattr__(self, "allocator", get_allocator(self.allocator))
 
     @classmethod
     def of(cls, policy: str, *, keys: int | tuple[int, ...] | None = None, ratio: float | None = None,
-           layer_keys: tuple | None = None, **params: Any) -> Budget:
+           layer_keys: tuple | None = None, allocator: Allocator | str = "uniform", **params: Any) -> Budget:
         """The budget of the policy registered as ``policy`` with ``params`` (e.g. ``sinks=2``).
 
         A parameter the policy does not have raises :class:`BudgetError`.
         """
         from .policies import get_policy
 
-        return cls(get_policy(policy, **params), keys=keys, ratio=ratio, layer_keys=layer_keys)
+        return cls(get_policy(policy, **params), keys=keys, ratio=ratio, layer_keys=layer_keys, allocator=allocator)
 
     @property
     def name(self) -> str:
@@ -79,7 +90,7 @@ class Budget:
         """The size alone, e.g. ``K=32``, ``R=0.25``, ``p=0.9`` or ``per-layer K`` (empty for the reference)."""
         if self.policy.reference:
             return ""
-        if self.layer_keys is not None:
+        if self.layer_keys is not None and self.keys is None:
             return "per-layer K"
         if self.keys is not None:
             return f"K={self.keys}" if isinstance(self.keys, int) else "per-head K"
@@ -87,8 +98,12 @@ class Budget:
 
     @property
     def label(self) -> str:
-        """Short human label: the policy, its size and its parameters, e.g. ``sink_window K=32 S=4``."""
-        return " ".join(part for part in (self.policy.name, self.size_label, *self.policy.param_labels()) if part)
+        """Short human label: the policy, its size and its parameters, e.g. ``sink_window K=32 S=4``;
+        then the allocator and its parameters unless uniform (``topk K=8 · pyramid s=0.5``)."""
+        label = " ".join(part for part in (self.policy.name, self.size_label, *self.policy.param_labels()) if part)
+        if self.allocator.uniform:
+            return label
+        return label + " · " + " ".join([self.allocator.name, *self.allocator.param_labels()])
 
     def key_sizes(self) -> list[int]:
         """Every key count this budget names (over layers and heads); empty for a ratio."""
@@ -109,11 +124,13 @@ class Budget:
                 raise BudgetError(f"key count must be at least 1, got {k}")
 
     def to_json(self) -> dict:
-        """The budget's fields of a result row: policy, size, legacy ``sinks``/``seed``, and every parameter."""
+        """The budget's fields of a result row: policy, size, legacy ``sinks``/``seed``, every parameter, and the
+        allocator with its parameters."""
         params = self.policy.params()
         keys = self.keys if self.keys is None or isinstance(self.keys, int) else list(self.keys)
         return {"policy": self.name, "keys": keys, "budget": self.ratio, "sinks": params.get("sinks"),
-                "seed": params.get("seed"), "params": params}
+                "seed": params.get("seed"), "params": params, "allocator": self.allocator.name,
+                "allocator_params": self.allocator.params()}
 
     @classmethod
     def from_json(cls, row: dict) -> Budget:
@@ -122,8 +139,11 @@ class Budget:
         if params is None:  # rows written before policies owned their parameters
             params = {k: row[k] for k in ("sinks", "seed") if row.get(k) is not None}
         keys = row.get("keys")
+        from .allocators import get_allocator
+
+        allocator = get_allocator(row.get("allocator", "uniform"), **row.get("allocator_params", {}))
         return cls.of(row["policy"], keys=tuple(keys) if isinstance(keys, list) else keys, ratio=row.get("budget"),
-                      **params)
+                      allocator=allocator, **params)
 
 
 def keep_counts(allowed_counts: torch.Tensor, budget: Budget) -> torch.Tensor:

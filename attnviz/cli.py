@@ -13,13 +13,15 @@ import math
 import sys
 from pathlib import Path
 
+from .allocators import ALLOCATORS
 from .budget import Budget, BudgetError
 from .measure.frontier import row_label
+from .params import ParamError
 from .plugins import PluginError, load_plugins
 from .policies import POLICIES
 from .text import DEFAULT_MAX_TOKENS, TextError
 
-__all__ = ["main", "budgets_from_args"]
+__all__ = ["main", "budgets_from_args", "allocators_from_args"]
 
 
 class UsageError(Exception):
@@ -65,6 +67,12 @@ def _policies_help() -> str:
         lines.append(f"  {name:<13} {cls.summary}")
         for p in cls.parameters():
             lines.append(f"  {'':<13}   --param {p.name}=VALUE  {p.help or ''} ({p.allowed()}; default {p.default})")
+    lines.append("allocators (--allocator; how one total of uniform K's kept pairs is spent):")
+    for name, cls in ALLOCATORS.items():
+        lines.append(f"  {name:<13} {cls.summary}")
+        for p in cls.parameters():
+            lines.append(f"  {'':<13}   --allocator-param {p.name}=VALUE  {p.help or ''} "
+                         f"({p.allowed()}; default {p.default})")
     return "\n".join(lines)
 
 
@@ -84,6 +92,12 @@ def _parser() -> _Parser:
                     help="keep a ratio R in (0, 1] of each query's keys; for topp the mass p (repeatable)")
     sw.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                     help="a parameter of the policy (repeatable; see the list below)")
+    sw.add_argument("--allocator", action="append", default=[], metavar="NAME",
+                    help=f"how the total is spent: {', '.join(ALLOCATORS)} (repeatable; each allocator x each "
+                         "size is one row; default uniform). --keys K then means as many kept pairs in all as "
+                         "uniform K")
+    sw.add_argument("--allocator-param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter of the allocators that have it (repeatable)")
     sw.add_argument("--sinks", default=None, metavar="S", help="short for --param sinks=S (sink_window, default 4)")
     sw.add_argument("--seed", default=None, help="short for --param seed=N (random, default 0)")
     sw.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_MAX_TOKENS,
@@ -97,9 +111,32 @@ def _parser() -> _Parser:
     return parser
 
 
-def budgets_from_args(policy: str, keys: list[int], ratios: list[float], params: dict[str, str] | None = None
-                      ) -> list[Budget]:
-    """One budget per ``--keys`` then per ``--budget``, in the order given; validated (BudgetError)."""
+def allocators_from_args(names: list[str], params: list[tuple[str, str]]) -> list:
+    """One allocator per ``--allocator`` (``uniform`` if none), each with the ``--allocator-param`` values it
+    has; a parameter no chosen allocator has, or one given twice, is an error (BudgetError)."""
+    names = names or ["uniform"]
+    given: dict[str, str] = {}
+    for name, value in params:
+        if name in given:
+            raise UsageError(f"allocator parameter {name} is given twice")
+        given[name] = value
+    for name in names:
+        ALLOCATORS.cls_of(name)
+    for key in given:
+        if not any(key in {p.name for p in ALLOCATORS[n].parameters()} for n in names):
+            raise ParamError(f"no chosen allocator ({', '.join(names)}) has a parameter '{key}'")
+    out = []
+    for name in dict.fromkeys(names):
+        mine = {p.name for p in ALLOCATORS[name].parameters()}
+        out.append(ALLOCATORS.from_text(name, {k: v for k, v in given.items() if k in mine}))
+    return out
+
+
+def budgets_from_args(policy: str, keys: list[int], ratios: list[float], params: dict[str, str] | None = None,
+                      allocators: list | None = None) -> list[Budget]:
+    """One budget per allocator (default uniform) and ``--keys`` then ``--budget``, in the order given;
+    validated (BudgetError)."""
+    allocators = allocators or [ALLOCATORS.get("uniform")]
     pol = POLICIES.from_text(policy, params or {})
     if pol.reference:
         if keys or ratios:
@@ -110,9 +147,11 @@ def budgets_from_args(policy: str, keys: list[int], ratios: list[float], params:
             raise BudgetError(f"policy '{policy}' needs a size: --keys K or --budget R")
         if pol.ratio_only and keys:
             raise BudgetError(f"policy '{policy}' takes a probability mass p with --budget, not --keys")
-        budgets = [Budget(pol, keys=k) for k in keys] + [Budget(pol, ratio=r) for r in ratios]
+        budgets = [Budget(pol, keys=k, allocator=a) for a in allocators for k in keys]
+        budgets += [Budget(pol, ratio=r, allocator=a) for a in allocators for r in ratios]
     for b in budgets:
         pol.validate(b, causal=True)  # the model's own fit is checked once it is loaded
+        b.allocator.validate(b, causal=True)
     return budgets
 
 
@@ -179,7 +218,8 @@ def _sweep(args) -> int:
     text = _read_text(args)
     if not text.strip():
         raise TextError("the text is empty: give some text to analyse")
-    budgets = budgets_from_args(args.policy, args.keys, args.budget, _params_from_args(args))
+    allocators = allocators_from_args(args.allocator, args.allocator_param)
+    budgets = budgets_from_args(args.policy, args.keys, args.budget, _params_from_args(args), allocators)
     from .measure.passes import encode_for, sweep, validate_budgets
     from .models import load_model
 

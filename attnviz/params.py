@@ -18,7 +18,7 @@ from typing import Any
 
 from .budget import BudgetError
 
-__all__ = ["Param", "parameters", "check_values", "ParamError", "SUPPORTED_TYPES"]
+__all__ = ["Param", "Parametrised", "parameters", "check_values", "ParamError", "SUPPORTED_TYPES"]
 
 SUPPORTED_TYPES = (bool, int, float, str)
 
@@ -122,3 +122,20 @@ def check_values(owner: str, obj: Any) -> None:
         problem = p.problem(getattr(obj, p.name))
         if problem:
             raise ParamError(f"{owner}: {problem}")
+
+
+class Parametrised:
+    """Mixin for plug-ins whose dataclass fields are their parameters (policies, allocators)."""
+
+    @classmethod
+    def parameters(cls) -> tuple[Param, ...]:
+        """The parameters (the dataclass's fields), in order."""
+        return parameters(cls)
+
+    def params(self) -> dict[str, Any]:
+        """Every parameter's value, defaults included, in field order."""
+        return {p.name: getattr(self, p.name) for p in self.parameters()}
+
+    def param_labels(self) -> list[str]:
+        """``S=4``-style parts of a label, one per parameter."""
+        return [f"{p.symbol}={getattr(self, p.name)}" for p in self.parameters()]

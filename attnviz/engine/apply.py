@@ -67,13 +67,18 @@ def apply_budget(scores: torch.Tensor, allowed: torch.Tensor, facts: MaskFacts, 
     weights = torch.softmax(scores, dim=-1)
     if facts.empty_rows:  # exp(-inf - -inf) = NaN on rows with no allowed key: zeros, as SDPA gives
         weights = torch.nan_to_num_(weights, nan=0.0)
+    allocator = budget.allocator
     if not decided:
+        if allocator.dynamic:  # the allocator sets each row's count from this layer's own attention
+            view.set_counts(allocator.layer_counts(view.counts, weights, allowed, budget))
         keep = policy.keep(scores, allowed, budget, view)
     n_allowed = facts.pairs * hq
     stats.allowed_pairs = n_allowed
     stats.mass_rows = facts.live_rows * hq
+    stats.head_allowed = facts.pairs
     if keep is None:
         stats.kept_pairs = stats.scored_pairs = n_allowed
+        stats.head_kept = torch.full((hq,), facts.pairs, dtype=torch.long)
         stats.mass_sum = facts.live_rows * hq
         stats.kv_keys = facts.last_keys * kv_heads if last else 0
         return weights, None, stats
@@ -91,9 +96,10 @@ def apply_budget(scores: torch.Tensor, allowed: torch.Tensor, facts: MaskFacts, 
         keep = keep.expand_as(scores)
         rows = tiny.squeeze(-1) & keep.any(-1)
         kept_w[rows] = masked_softmax(scores[rows], keep[rows])
-    n_kept = int(torch.count_nonzero(keep)) * (hq // keep.shape[0])
+    stats.head_kept = keep.sum(dim=(-2, -1)).expand(hq)
+    n_kept = int(stats.head_kept.sum())
     stats.kept_pairs = n_kept
-    stats.scored_pairs = n_allowed if policy.scores_all_pairs else n_kept
+    stats.scored_pairs = n_allowed if policy.scores_all_pairs or allocator.reads_probabilities else n_kept
     if last and policy.evicts:
         final = keep[:, -1, :].expand(hq, -1)
         stats.kv_keys = int(final.reshape(kv_heads, hq // kv_heads, -1).any(dim=1).sum())

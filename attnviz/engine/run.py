@@ -179,7 +179,7 @@ class BudgetRun:
         view = self._view(b, layer, allowed, budget, scores.shape[0] // hkv)
         weights, keep, added = apply_budget(scores, allowed, self.mask_facts(allowed, scores.dtype), budget.policy,
                                             budget, view, hkv, keep=keep, decided=decided, last=last)
-        self.stats[b].add(added)
+        self.stats[b].add(added, layer)
         return weights, keep
 
     def policy_memo(self, b: int) -> dict:
@@ -188,7 +188,9 @@ class BudgetRun:
 
     def _view(self, b: int, layer: int, allowed: torch.Tensor, budget: Budget, group: int) -> LayerView:
         """What budget ``b``'s policy may know about ``layer``, with the keys each row may keep (``counts``)."""
-        return LayerView(layer=layer, causal=self.causal, group=group, memo=self.policy_memo(b),
+        # A dynamic allocator's counts differ from layer to layer: a policy's memo must not carry them over.
+        memo = {} if budget.allocator.dynamic else self.policy_memo(b)
+        return LayerView(layer=layer, causal=self.causal, group=group, memo=memo,
                          count_rows=lambda: self._counts(budget, allowed))
 
     def _counts(self, budget: Budget, allowed: torch.Tensor) -> torch.Tensor:

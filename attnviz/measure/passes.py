@@ -13,6 +13,8 @@ from concurrent.futures import Executor, as_completed
 
 import torch
 
+from ..allocators import Setting
+from ..allocators.demand import demand_of_reference
 from ..budget import Budget
 from ..engine.run import BudgetRun, RowStats, Segment
 from ..engine.trunk import make_cache, run_trunk, trunk_and_head
@@ -23,8 +25,8 @@ from .metrics import CausalSums, Quality, encoder_quality, next_token_terms
 from .reference import Capture, Reference, encode_for, full_next_of, reference_pass
 from .rows import Row
 
-__all__ = ["budget_pass", "reference_and_budgets", "sweep", "validate_budgets", "default_batch_size",
-           "shared_prefix"]
+__all__ = ["budget_pass", "reference_and_budgets", "sweep", "validate_budgets", "plan_budgets",
+           "default_batch_size", "shared_prefix"]
 
 
 def validate_budgets(budgets: Iterable[Budget], causal: bool) -> None:
@@ -32,6 +34,20 @@ def validate_budgets(budgets: Iterable[Budget], causal: bool) -> None:
     budget unfit for a model with this masking: the one check every entry point makes before any work."""
     for b in budgets:
         b.policy.validate(b, causal)
+        b.allocator.validate(b, causal)
+
+
+def plan_budgets(lm, ref: Reference, budgets: Sequence[Budget],
+                 progress: Callable[[int, int], None] | None = None) -> list[Budget]:
+    """Each budget as its allocator plans it for ``ref``'s text (:meth:`~attnviz.allocators.Allocator.plan`)."""
+    if all(b.allocator.uniform for b in budgets):
+        return list(budgets)
+    n = ref.n_tokens
+    row_keys = torch.arange(1, n + 1) if lm.causal else torch.full((n,), n)
+    setting = Setting(layers=ref.shape.layers, q_heads=ref.shape.q_heads, kv_heads=ref.shape.kv_heads,
+                      causal=lm.causal, row_keys=row_keys, demand=lambda: demand_of_reference(ref), lm=lm,
+                      progress=progress)
+    return [b.allocator.plan(b, setting) for b in budgets]
 
 
 def default_batch_size(n_tokens: int) -> int:
@@ -100,6 +116,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     validate_budgets(budgets, lm.causal)  # fail fast, before any forward
     if lm.causal and ref.next is None:
         raise ValueError("this reference was made without what budgets are compared against (for_budgets=False)")
+    requested, budgets = budgets, plan_budgets(lm, ref, budgets)
     can_pack = lm.causal and ref.kv is not None and not observers and _in_reference(capture, ref)
     if pack and not can_pack:
         raise ValueError("packed passes need a causal model's reference with its KV cache (and the weights of "
@@ -127,6 +144,9 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         done += len(idx)
         if progress:
             progress(done, len(budgets))
+    for i, b in enumerate(requested):  # rows name the budget asked for, and what its allocator planned
+        rows[i].plan = budgets[i].allocator.facts(budgets[i])
+        rows[i].budget = b
     return [rows[i] for i in range(len(budgets))]
 
 
@@ -158,7 +178,8 @@ def _exact_prefixes(budgets: Sequence[Budget], n: int, resumable: bool = True) -
     ``resumable``: the full run's queries are at hand, so a policy that is not rowwise
     (``h2o``) can score its prefix rows without recomputing them (a packed pass); else 0 for it.
     """
-    return [b.policy.exact_prefix(b, n) if b.policy.rowwise or resumable else 0 for b in budgets]
+    return [min(b.policy.exact_prefix(b, n), b.allocator.exact_prefix(b, n)) if b.policy.rowwise or resumable else 0
+            for b in budgets]
 
 
 def _capture_layers(capture: Capture, layers: int) -> list[int]:
@@ -333,9 +354,12 @@ def _make_row(ref: Reference, budget: Budget, stats: RowStats, prefix: int, qual
     else:
         measured = encoder_quality(ref.hidden, quality, stats.mass_kept)
     causal = ref.lm.causal
+    allocation = stats.allocation(shape.layers, shape.q_heads, full_pairs=prefix * (prefix + 1) // 2)
+    if allocation is None and prefix >= n:
+        allocation = torch.ones(shape.layers, shape.q_heads, dtype=torch.float64)
     return Row(budget=budget, density=stats.density, quality=measured, stats=stats, top1=top1,
                compute=compute_costs(stats, ref.stats, shape, ref.dense_params, n, causal, seconds),
-               weights=weights, keep=keep)
+               weights=weights, keep=keep, allocation=allocation)
 
 
 def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
@@ -348,8 +372,8 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
     equal those of the two separate calls.
     """
     validate_budgets(budgets, lm.causal)
-    if not lm.causal or not budgets:
-        ref = reference_pass(lm, encoded)
+    if not lm.causal or not budgets or not all(b.allocator.uniform for b in budgets):
+        ref = reference_pass(lm, encoded)  # allocators plan on the reference before any budget runs
         return ref, budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
     n = encoded.n_tokens
     prefixes = _exact_prefixes(budgets, n)

@@ -53,6 +53,7 @@ class Reference:
     weights: dict[int, torch.Tensor] = field(default_factory=dict)
     kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     queries: list[torch.Tensor] | None = None
+    _demand: object = field(default=None, repr=False)  # memo of attnviz.allocators.demand.demand_of_reference
 
     @property
     def ids(self) -> torch.Tensor:

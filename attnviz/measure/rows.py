@@ -20,7 +20,8 @@ class Row:
 
     ``weights``/``keep`` map captured layers to ``(q_heads, n, n)`` float16
     weights and bool keep masks; ``top1`` is the budgeted model's predicted next
-    token per position (causal only).
+    token per position (causal only).  ``allocation`` ``(layers, q_heads)`` is the share of allowed pairs
+    kept per layer and head (counted); ``plan`` what the budget's allocator decided (e.g. its price).
     """
 
     budget: Budget
@@ -31,8 +32,16 @@ class Row:
     top1: torch.Tensor | None = None
     weights: dict[int, torch.Tensor] = field(default_factory=dict)
     keep: dict[int, torch.Tensor] = field(default_factory=dict)
+    allocation: torch.Tensor | None = None
+    plan: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        """The JSON row: the budget's fields (:meth:`Budget.to_json`), density, quality and compute."""
-        return {**self.budget.to_json(), "density": self.density,
-                "quality": self.quality.to_json(), "compute": self.compute.to_json()}
+        """The JSON row: the budget's fields (:meth:`Budget.to_json`), density, quality, compute and the
+        allocation (share kept per layer, and per layer and query head, with what the allocator planned)."""
+        row = {**self.budget.to_json(), "density": self.density,
+               "quality": self.quality.to_json(), "compute": self.compute.to_json()}
+        if self.allocation is not None:
+            row["allocation"] = {"layers": [round(float(x), 6) for x in self.allocation.mean(1)],
+                                 "heads": [[round(float(x), 6) for x in layer] for layer in self.allocation],
+                                 **self.plan}
+        return row

@@ -15,13 +15,13 @@ import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError, keep_counts
-from ..params import Param, check_values, parameters
+from ..params import Parametrised, check_values
 from .ladders import key_ladder
 
 __all__ = ["Policy", "LayerView", "by_rows", "keep_top", "kth_largest", "nearness", "row_counts"]
@@ -54,6 +54,10 @@ class LayerView:
             self._counts = self.count_rows()
         return self._counts
 
+    def set_counts(self, counts: torch.Tensor) -> None:
+        """Replace the counts (an allocator's, decided from the layer's own attention)."""
+        self._counts = counts
+
     @classmethod
     def for_budget(cls, layer: int, causal: bool, group: int, allowed: torch.Tensor, budget: Budget,
                    memo: dict | None = None) -> LayerView:
@@ -63,7 +67,7 @@ class LayerView:
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(Parametrised):
     """Base class: subclasses are frozen dataclasses (their fields are their parameters), set the class
     attributes and implement :meth:`keep`.
 
@@ -108,21 +112,6 @@ class Policy:
     rowwise: ClassVar[bool] = True
     default_keys: ClassVar[int | None] = 16
     default_ratio: ClassVar[float] = 0.25
-
-    # ------------------------------------------------------------------ parameters
-
-    @classmethod
-    def parameters(cls) -> tuple[Param, ...]:
-        """The policy's parameters (its fields), in order."""
-        return parameters(cls)
-
-    def params(self) -> dict[str, Any]:
-        """Every parameter's value, defaults included, in field order."""
-        return {p.name: getattr(self, p.name) for p in self.parameters()}
-
-    def param_labels(self) -> list[str]:
-        """``S=4``-style parts of a label, one per parameter."""
-        return [f"{p.symbol}={getattr(self, p.name)}" for p in self.parameters()]
 
     @property
     def min_keys(self) -> int:
