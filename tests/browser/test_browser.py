@@ -546,7 +546,8 @@ def test_a_continuation_that_ended_says_so_beside_it(page, server):
 
 
 # Per chart title (plotly SVG text, which never wraps): sticks out of its chart, or lies under plotly's toolbar;
-# per tab list: tabs hidden past its right edge (behind a scroll arrow).
+# per colour bar: its caption, ticks or bar under the toolbar; per tab list: tabs hidden past its right edge
+# (behind a scroll arrow).
 _LAYOUT_PROBLEMS = """() => {
   const box = e => e.getBoundingClientRect();
   const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
@@ -560,6 +561,11 @@ _LAYOUT_PROBLEMS = """() => {
       if (b.left < c.left - 1 || b.right > c.right + 1) problems.push('title cut: ' + t.textContent.slice(0, 50));
       if (bars.some(m => meets(m, b))) problems.push('toolbar over title: ' + t.textContent.slice(0, 50));
     }
+    // a colour bar's caption, tick labels and bar (not its invisible background box)
+    for (const e of chart.querySelectorAll('.colorbar text, .colorbar .cbfill'))
+      if (e.textContent.trim() || e.classList.contains('cbfill'))
+        if (bars.some(m => meets(m, box(e))))
+          problems.push('toolbar over colour bar: ' + (e.textContent.trim().slice(0, 30) || 'the bar'));
   }
   for (const list of document.querySelectorAll('[data-testid="stTabs"] [role="tablist"]')) {
     const l = box(list);
@@ -571,11 +577,12 @@ _LAYOUT_PROBLEMS = """() => {
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (390, 844)], ids=["1024px", "390px"])
-@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "inside"],
-                         ids=["explore-layer", "explore-head", "inside"])
+@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "explore?explore_view=stats", "inside"],
+                         ids=["explore-layer", "explore-head", "explore-stats", "inside"])
 def test_small_screens_show_whole_titles_and_tabs(browser, server, path, size):
-    """A laptop (1024×768) and a phone (390×844): every tab reachable without a scroll arrow, chart titles whole
-    and not under plotly's toolbar (which shows while the pointer is on a chart), and no text cut off."""
+    """A laptop (1024×768) and a phone (390×844): every tab reachable without a scroll arrow, chart titles and
+    colour bars whole and not under plotly's toolbar (which shows while the pointer is on a chart), and no text
+    cut off."""
     width, height = size
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
