@@ -507,9 +507,11 @@ def test_start_slider_and_heatmap_in_view_together_at_1024(browser, server):
         context.close()
 
 
-@pytest.mark.parametrize("path", ["", "budget"], ids=["start", "budget"])
+@pytest.mark.parametrize("path", ["", "budget", "frontier", "generate", "methods"],
+                         ids=["start", "budget", "frontier", "generate", "methods"])
 def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
-    """At 390 px (a phone; the sidebar collapses) no text is cut and no chart sticks out of the window."""
+    """At 390 px (a phone; the sidebar collapses) no text is cut and no chart, chart title or widget sticks out of
+    the window (the Frontier's title did, and its policy chips hid past the edge of their box)."""
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     page.set_default_timeout(PAGE_S * 1000)
@@ -520,7 +522,8 @@ def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
         assert not cut_text(page, '[data-testid="stMain"]')
         wide = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] *')]
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null
-                         && !e.closest('.js-plotly-plot .main-svg .cartesianlayer'))
+                         && !e.closest('.js-plotly-plot .main-svg .cartesianlayer')
+                         && !e.parentElement.closest('[data-testid="stDataFrame"]'))  // a table scrolls inside
             .map(e => (e.getAttribute('data-testid') || e.tagName) + ': ' + e.textContent.slice(0, 40)
                  + ' @' + Math.round(e.getBoundingClientRect().right)).slice(0, 10)""")
         assert not wide, f"/{path} at 390 px: sticking out of the window: {wide}"
