@@ -627,3 +627,31 @@ def test_a_linked_tab_opens_and_a_clicked_tab_goes_in_the_link(page, server, pat
     page.locator('[data-testid="stTabs"] [role="tab"]', has_text=linked[1]).click()
     wait_until_idle(page)
     expect(page).to_have_url(re.compile(f"{key}={linked[0]}"))
+
+
+@pytest.mark.parametrize("width", [1400, 1024], ids=["1400px", "1024px"])
+def test_start_metrics_sit_in_one_row(browser, server, width):
+    """The start page's three numbers sit side by side in the text column at 1400 and 1024 px: the third
+    ("Whole-model compute saved") wrapped onto its own line under a wide gap. Labels are whole (they may wrap),
+    and the values line up."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        page.goto(server.url + "/")
+        wait_for_page(page, server, "")
+        assert_no_failure(page, server, f"start page at {width} px")
+        assert_labels_fit(page, f"start page at {width} px")
+        metrics = page.locator('[data-testid="stMain"] [data-testid="stMetric"]')
+        expect(metrics).to_have_count(3)
+        boxes = [m.bounding_box() for m in metrics.all()]
+        values = [v.bounding_box() for v in page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all()]
+        bottoms = [b["y"] + b["height"] for b in boxes]  # aligned at the bottom: a one-line label's box is lower
+        assert max(bottoms) - min(bottoms) < 2 and max(b["y"] for b in boxes) < min(bottoms) - 40, \
+            f"not in one row: {boxes}"
+        assert max(v["y"] for v in values) - min(v["y"] for v in values) < 2, f"values not lined up: {values}"
+        metrics.first.scroll_into_view_if_needed()
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(server.log.with_name(f"start-metrics-{width}.png")))  # beside the log
+    finally:
+        context.close()
