@@ -23,13 +23,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from attnviz.allocators import get_allocator  # noqa: E402
 from attnviz.budget import Budget  # noqa: E402
 from attnviz.measure.passes import budget_pass, encode_for, reference_pass  # noqa: E402
 from attnviz.models import load_model  # noqa: E402
 
-DENSITIES = (0.03, 0.06, 0.11, 0.22)
-TARGETS = {0.03: 1.0, 0.06: 0.9, 0.11: 0.75, 0.22: 0.75}
+DENSITIES = (0.03, 0.05, 0.06, 0.08, 0.11, 0.15, 0.22, 0.25)
+TARGETS = {0.03: 1.0, 0.06: 0.9, 0.11: 0.75, 0.22: 0.75}  # the issue's bar; 0.5 from 5% to 25% is the aim
 KEYS = (4, 8, 16, 32)
 DEFAULT_ALLOCATORS = ("uniform", "pyramid", "heads", "price", "marginal", "duo_free")
 
@@ -60,7 +59,8 @@ def interpolate(points: list[tuple[float, float]], density: float) -> float | No
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--allocator", action="append", default=[])
-    ap.add_argument("--max-tokens", type=int, default=256)
+    # 270 tokens: K=4 keeps 2.9% and K=32 22.3% of a causal text's pairs, so both ends are measured
+    ap.add_argument("--max-tokens", type=int, default=270)
     ap.add_argument("--keys", type=int, nargs="+", default=list(KEYS))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -95,12 +95,16 @@ def main() -> int:
             results[path.name].setdefault("ratios", {})[label] = ratios
             print(f"{label:<34}" + "".join(f"{r:>10.2f}" if r is not None else f"{'-':>10}" for r in ratios))
         best = []
-        for i, d in enumerate(DENSITIES):
+        for i in range(len(DENSITIES)):
             vals = [r[i] for r in results[path.name].get("ratios", {}).values() if r[i] is not None]
             best.append(min(vals) if vals else None)
         results[path.name]["best"] = best
-        print(f"{'best (target)':<34}" + "".join(
-            f"{f'{b:.2f} ({TARGETS[d]})':>10}" if b is not None else f"{'-':>10}" for b, d in zip(best, DENSITIES)))
+        print(f"{'best':<34}" + "".join(f"{b:>10.2f}" if b is not None else f"{'-':>10}" for b in best))
+    print(f"\n{'best ratio per text':<34}" + "".join(f"{d:>10.0%}" for d in DENSITIES))
+    for name, res in results.items():
+        print(f"{name:<34}" + "".join(f"{b:>10.2f}" if b is not None else f"{'-':>10}" for b in res["best"]))
+    print(f"{'issue target':<34}" + "".join(f"{TARGETS[d]:>10.2f}" if d in TARGETS else f"{'':>10}"
+                                            for d in DENSITIES))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

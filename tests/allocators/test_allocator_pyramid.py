@@ -1,9 +1,9 @@
 """``pyramid``: the depth schedule, checked by hand."""
 
+import torch
+
 from attnviz.allocators import Setting, get_allocator, pyramid_keys
 from attnviz.budget import Budget
-
-import torch
 
 
 def test_schedule_by_hand():
