@@ -120,6 +120,8 @@ class _KeptContext(Policy):
             raise BudgetError("pressing a KV cache needs a causal model")
 
     def exact_prefix(self, budget, n_tokens):
+        if bool(self.kept.all()):
+            return n_tokens  # nothing removed: the full run itself
         return self.context  # the context is read before compression: the full run's rows
 
     def keep(self, scores, allowed, budget, view):
