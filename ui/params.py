@@ -1,8 +1,8 @@
-"""One control per parameter of a policy, built from its fields' types and metadata, kept in the URL.
+"""One control per parameter of a policy or a press, built from its fields' types and metadata, kept in the URL.
 
-A policy's parameters (:meth:`attnviz.policies.Policy.parameters`) become a
+A plug-in's parameters (:meth:`attnviz.params.Parametrised.parameters`: a policy's or a press's) become a
 number box, a toggle, a choice or a text box.  Each is kept per page and per
-policy under ``<prefix>param.<policy>.<name>``, in the session and in the link:
+plug-in under ``<prefix>param.<name>.<parameter>``, in the session and in the link:
 the ``param.`` part keeps it apart from every page's own keys.
 """
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import streamlit as st
 
-from attnviz.params import Param, ParamError
-from attnviz.policies import Policy
+from attnviz.params import Param, ParamError, Parametrised
+from attnviz.presses import Press
 
 from .state import is_kept, persistent, remember, sync_url
 
-__all__ = ["param_key", "policy_controls", "drop_other_params"]
+__all__ = ["param_key", "policy_controls", "press_controls", "drop_other_params"]
 
 
 def param_key(prefix: str, policy: str, name: str) -> str:
@@ -41,17 +41,17 @@ def _from_link(key: str, p: Param, legacy: str | None) -> tuple[Any, str | None]
     return (p.default, problem) if problem else (value, None)
 
 
-def drop_other_params(prefix: str, policies: Collection[type[Policy]]) -> None:
+def drop_other_params(prefix: str, policies: Collection[type[Parametrised]]) -> None:
     """Take out of the link every ``<prefix>param.`` key that is not a parameter of one of ``policies`` (the
     ones the page draws): another policy's parameters say nothing about this view.  Their values stay kept."""
     ours = {param_key(prefix, cls.name, p.name) for cls in policies for p in cls.parameters()}
     sync_url(**dict.fromkeys(k for k in st.query_params if k.startswith(f"{prefix}param.") and k not in ours))
 
 
-def policy_controls(cls: type[Policy], prefix: str = "", columns: list | None = None,
-                    legacy: dict[str, str] | None = None) -> Policy:
-    """Draw a control for each parameter of ``cls`` (in ``columns``, one each, cycling; else in the page)
-    and return the policy with their values.
+def policy_controls(cls: type[Parametrised], prefix: str = "", columns: list | None = None,
+                    legacy: dict[str, str] | None = None) -> Parametrised:
+    """Draw a control for each parameter of ``cls`` (a policy or a press; in ``columns``, one each, cycling;
+    else in the page) and return the plug-in with their values.
 
     A link's value that is not allowed is replaced by the default, and the page says so in the
     same words as the command line.  ``legacy`` maps a parameter to the URL key older links used.
@@ -64,13 +64,19 @@ def policy_controls(cls: type[Policy], prefix: str = "", columns: list | None = 
         if not is_kept(key):  # first run in this session: the link decides
             value, problem = _from_link(key, p, (legacy or {}).get(p.name))
             if problem:
-                st.warning(f"The link's policy '{cls.name}': {problem}; using {p.default} instead.")
+                kind = "press" if issubclass(cls, Press) else "policy"
+                st.warning(f"The link's {kind} '{cls.name}': {problem}; using {p.default} instead.")
         persistent(key, value)
         where = columns[i % len(columns)] if columns else st
         _draw(where, p, key)
         values[p.name] = st.session_state[key]
         sync_url(**{key: None if values[p.name] == p.default else _url_text(values[p.name])})
     return cls(**values)
+
+
+def press_controls(cls: type[Press], prefix: str, columns: list | None = None) -> Press:
+    """:func:`policy_controls` for a press (the same controls, keys and link handling)."""
+    return policy_controls(cls, prefix=prefix, columns=columns)
 
 
 def _label(p: Param) -> str:

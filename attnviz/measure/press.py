@@ -27,7 +27,8 @@ from .metrics import Quality
 from .passes import budget_pass
 from .reference import Reference
 
-__all__ = ["PressRow", "press_views", "kept_positions", "press_pass", "policy_press_pass", "check_context"]
+__all__ = ["PressRow", "press_views", "kept_positions", "press_pass", "policy_press_pass", "check_context",
+           "generate_pressed"]
 
 
 @dataclass
@@ -206,4 +207,50 @@ def policy_press_pass(lm, ref: Reference, context: int, budgets: Sequence[Budget
                             context=context, kept_mask=mask, quality=row.quality, kv_bytes=row.compute.kv_bytes,
                             kv_bytes_full=row.compute.kv_bytes_full, seconds=row.compute.seconds,
                             top1=row.top1[context - 1:] if row.top1 is not None else None, budget=b))
+    return out
+
+
+@dataclass(frozen=True)
+class _KeptContextDecode(_KeptContext):
+    """Internal: :class:`_KeptContext` for decoding, where the whole context stays in the cache object and the
+    dropped positions are masked out of every new query's row (the same attention as a pruned cache)."""
+
+    evicts = False
+
+
+def generate_pressed(lm, ids: torch.Tensor, context: int, kept: torch.Tensor | None, max_new_tokens: int):
+    """Greedy continuation of the first ``context`` of ``ids`` ``(1, n)``, read with full attention, then decoded
+    from the cache that ``kept`` (bool ``(layers, kv_heads, C)``, a :class:`PressRow`'s ``kept_mask``; None: the
+    full cache) leaves: each new token attends to the kept context positions and to the new tokens before it.
+
+    Returns an :class:`attnviz.generate.Generation` whose ``kv_keys`` count the kept cache (kept context positions
+    plus new tokens, summed over layers and KV heads).  The dropped positions are masked rather than cut out of
+    the cache tensors, so a head-wise press (``adakv``: counts differ per KV head) decodes too.
+    """
+    import time
+
+    from ..engine.run import BudgetRun
+    from ..engine.trunk import cache_tensors, run_trunk
+    from ..generate import DecodeState, Generation, _decode
+    from .compute import model_shape
+
+    if not lm.causal:
+        raise BudgetError("pressing a KV cache needs a causal model")
+    if not 1 <= context <= ids.shape[1]:
+        raise BudgetError(f"the context must be 1 to {ids.shape[1]} tokens, got C={context}")
+    full = Budget("full")
+    budget = full if kept is None else Budget(_KeptContextDecode(ident=f"decode:{context}", context=context,
+                                                                 kept=kept))
+    shape = model_shape(lm.model)
+    prompt = ids[:, :context]
+    out = Generation(budget=budget, prompt_ids=prompt[0].tolist(),
+                     bytes_per_key=2 * shape.d_head * shape.bytes_per_value)
+    t0 = time.perf_counter()
+    hidden, cache, _ = run_trunk(lm.model, prompt, BudgetRun([full], causal=True), keep_cache=True)
+    state = DecodeState(layers=tuple(cache_tensors(cache)))
+    out = _decode(lm, out, state, hidden[0, -1:], max_new_tokens, time.perf_counter() - t0)
+    if kept is not None:
+        dropped = int((~kept).sum())
+        out.kv_keys = [k - dropped for k in out.kv_keys]
+    out.state = None  # its cache holds the dropped positions too: not for resuming with a plain budget
     return out
