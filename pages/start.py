@@ -154,4 +154,5 @@ else:
 
     budget_view()
     st.info("Next: **Explore attention** shows every layer and head; **Spend a budget** compares policies "
-            "side by side; **Quality vs compute** maps the whole trade-off.", icon="➡️")
+            "side by side; **Quality vs compute** maps the whole trade-off; **Compress the cache** presses a "
+            "prompt's KV cache as kvpress does.", icon="➡️")

@@ -25,6 +25,7 @@ from attnviz.inspection.observe import HeadStats, LayerSummary
 from attnviz.inspection.tokens import token_labels
 from attnviz.measure import Reference, Row, attention_weights, budget_pass, encode_for, reference_pass
 from attnviz.models import LoadedModel, load_model
+from attnviz.presses import Press
 
 
 def budget_key(budget: Budget) -> str:
@@ -37,7 +38,13 @@ def budget_key(budget: Budget) -> str:
     return f"{cls.__module__}.{cls.__qualname__}:{budget!r}"
 
 
-HASH_FUNCS = {Budget: budget_key}
+def press_key(press: Press) -> str:
+    """What identifies a press in a cache key: its class and values (as :func:`budget_key`)."""
+    cls = type(press)
+    return f"{cls.__module__}.{cls.__qualname__}:{press!r}"
+
+
+HASH_FUNCS = {Budget: budget_key, Press: press_key}
 
 
 def _shared(max_entries: int):
@@ -298,3 +305,27 @@ def get_model_config(model: str):
     from attnviz.measure.scaling import config_from_model
 
     return config_from_model(get_model(model))
+
+
+@_shared(max_entries=8)
+def get_press_row(model: str, text: str, max_tokens: int, context: int, press: Press, ratio: float):
+    """One press at one ratio on the text's first ``context`` tokens (:class:`attnviz.measure.press.PressRow`),
+    against the start page's reference (its keys and queries: pressing costs no extra forward of the context)."""
+    from attnviz.measure.press import press_pass
+
+    lm = get_model(model)
+    ref = get_analysis(model, text, max_tokens, SHARED_LAYER).ref
+    return press_pass(lm, ref, context, [(press, ratio)])[0]
+
+
+@_shared(max_entries=8)
+def get_pressed_continuation(model: str, text: str, max_tokens: int, context: int, press: Press | None,
+                             ratio: float, new_tokens: int) -> Generation:
+    """Greedy continuation of the text's first ``context`` tokens from the cache ``press`` leaves at ``ratio``
+    (None: the full cache, shared by every press)."""
+    from attnviz.measure.press import generate_pressed
+
+    lm = get_model(model)
+    ref = get_analysis(model, text, max_tokens, SHARED_LAYER).ref
+    kept = None if press is None else get_press_row(model, text, max_tokens, context, press, ratio).kept_mask
+    return generate_pressed(lm, ref.ids, context, kept, new_tokens)

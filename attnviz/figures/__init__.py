@@ -9,6 +9,7 @@ Find a figure by file name:
 * ``grid.py``    — every head as thumbnails in one figure; per-head statistics table
 * ``lines.py``   — bertviz-style lines from selected query tokens to the keys they attend to
 * ``budget.py``  — quality/compute frontier, attention share vs context length, metric bars
+* ``press.py``   — a press's kept context positions (layers × tokens); its quality vs KV cache frontier
 * ``text.py``    — HTML text with tokens whose prediction changed under the budget; a continuation
 * ``steps.py``   — small annotated matrices for the "inside one attention layer" page
 * ``pooling.py`` — block-average big matrices down to a displayable size
@@ -20,6 +21,7 @@ from .grid import head_grid, head_stat_heatmap
 from .heatmap import attention_heatmap, difference_heatmap, keep_mask_heatmap
 from .lines import token_lines
 from .pooling import pool_factor, pool_matrix
+from .press import kept_map, press_frontier_plot
 from .steps import matrix_figure
 from .text import changed_predictions_html, continuation_html, legend_html
 
@@ -33,11 +35,13 @@ __all__ = [
     "head_grid",
     "head_stat_heatmap",
     "keep_mask_heatmap",
+    "kept_map",
     "legend_html",
     "matrix_figure",
     "metric_bar",
     "pool_factor",
     "pool_matrix",
+    "press_frontier_plot",
     "title_text",
     "token_lines",
 ]

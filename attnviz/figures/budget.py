@@ -27,11 +27,13 @@ def frontier_plot(
     x_fmt: str = ".3g",
     y_fmt: str = ".3g",
     oracles: Collection[str] = (),
+    dotted: Collection[str] = (),
 ) -> go.Figure:
     """One line with markers per policy; efficient (Pareto) points ringed and joined by a dashed frontier line.
 
     ``oracles``: policies that score every pair before choosing (topk, topp): drawn dotted and named
     ``"<policy> (oracle)"``, so a ring on them is not read as a policy one can deploy as cheaply as the rest.
+    ``dotted``: policies drawn dotted under their own names (the press page's evicting policies).
 
     ``points``: dicts with ``x``, ``y``, ``policy``, ``label`` (e.g. "keep 25%") and ``efficient``
     (bool, decided by the caller). Each policy gets its own colour *and* marker shape
@@ -62,7 +64,8 @@ def frontier_plot(
                 y=np.array([float(p["y"]) for p in mine]),
                 mode="lines+markers",
                 name=_txt(f"{pol} (oracle)" if pol in oracles else pol),
-                line=dict(color=OKABE_ITO[idx % len(OKABE_ITO)], width=2, dash="dot" if pol in oracles else "solid"),
+                line=dict(color=OKABE_ITO[idx % len(OKABE_ITO)], width=2,
+                          dash="dot" if pol in oracles or pol in dotted else "solid"),
                 marker=dict(
                     symbol=POLICY_SYMBOLS[idx % len(POLICY_SYMBOLS)],
                     size=9,

@@ -47,6 +47,8 @@ def changed_predictions_html(
     budget_pred: Sequence[str | None],
     summary: bool = True,
     sep: str = "",
+    other: str = "budget",
+    other_model: str = "the budgeted model",
 ) -> str:
     """The text as coloured spans: a token whose next-token prediction differs under the budget is highlighted.
 
@@ -54,7 +56,8 @@ def changed_predictions_html(
     differ, "both predict ‘x’" where they agree. Highlighting uses a pale orange background
     *and* a solid underline, so it does not rely on colour alone. ``summary`` adds a first
     line "N of M next-token predictions changed". ``sep`` goes between tokens (``" "`` for labels
-    that carry no spaces of their own).
+    that carry no spaces of their own).  ``other`` names the compared run in tooltips and the summary
+    (``"press"`` on the Compress page), ``other_model`` in the legend.
 
     ``changed[i]`` None marks a token whose prediction was not compared (the last one of a
     text: the metrics score a prediction against the token that follows); it is shown plain
@@ -70,10 +73,10 @@ def changed_predictions_html(
         if changed[i] is None:
             tip, style, cls = f"#{i}: no next token in the text to compare a prediction with", SAME_STYLE, "unscored"
         elif changed[i]:
-            tip = f"#{i}: full predicts ‘{fp}’, budget predicts ‘{bp}’"
+            tip = f"#{i}: full predicts ‘{fp}’, {other} predicts ‘{bp}’"
             style, cls = CHANGED_STYLE, "changed"
         else:
-            tip = f"#{i}: both predict ‘{fp}’" if fp == bp else f"#{i}: full predicts ‘{fp}’, budget predicts ‘{bp}’"
+            tip = f"#{i}: both predict ‘{fp}’" if fp == bp else f"#{i}: full predicts ‘{fp}’, {other} predicts ‘{bp}’"
             style, cls = SAME_STYLE, "same"
         spans.append(f'<span class="{cls}" title="{_esc(tip)}" style="{style}">{_token_html(labels[i])}</span>')
     n_changed = sum(bool(c) for c in changed)
@@ -83,8 +86,8 @@ def changed_predictions_html(
         pct = f" ({100 * n_changed / scored:.0f}%)" if scored else ""
         head = (
             '<div style="font-size:0.9em;opacity:0.75;margin-bottom:0.4em;white-space:normal">'
-            f"<b>{n_changed}</b> of {scored} next-token predictions changed{pct} under the budget: "
-            f"highlighted below; hover a token to compare. {legend_html()}</div>"
+            f"<b>{n_changed}</b> of {scored} next-token predictions changed{pct} under the {other}: "
+            f"highlighted below; hover a token to compare. {legend_html(other_model)}</div>"
         )
     # <wbr>: a line may break between tokens; labels show spaces as ␣, so otherwise the whole text is one
     # "word" that the box can only break mid-token ("carri|ed")
@@ -92,12 +95,12 @@ def changed_predictions_html(
     return f'<div class="attnviz-changed">{head}<div style="{BOX_STYLE}">{joined}</div></div>'
 
 
-def legend_html() -> str:
-    """A one-line legend: what a highlighted token means."""
+def legend_html(other_model: str = "the budgeted model") -> str:
+    """A one-line legend: what a highlighted token means (``other_model``: the run compared with full)."""
     return (
         # the sample and its "=" stay together; the explanation wraps (a 390 px phone cut it off)
         f'<span><span style="white-space:nowrap"><span style="{CHANGED_STYLE}">token</span> =</span>'
-        " the budgeted model predicts a different next token here</span>"
+        f" {other_model} predicts a different next token here</span>"
     )
 
 

@@ -15,6 +15,7 @@ PAGES = {  # url path -> title; the default page lives at "/"
     "budget": "Spend a budget",
     "frontier": "Quality vs compute",
     "generate": "Generate text",
+    "compress": "Compress the cache",
     "inside": "Inside one attention head",
     "methods": "Methods and formulas",
 }
