@@ -94,3 +94,18 @@ def test_an_encoder_is_one_line():
     assert not at.exception and not at.error
     assert any("MiniLM is an encoder" in i.value for i in at.info)
     assert len(at.metric) == 5  # SmolLM2 instead
+
+
+def test_the_frontier_runs_on_the_button_and_rings_efficient_points():
+    at = run_page("compress", cp_press="knorm", cp_gen="false")
+    assert not at.dataframe  # computed only on the button
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    rows = at.dataframe[0].value
+    assert rows["efficient"].any()
+    assert rows["run"].str.startswith("knorm r=").sum() == 5
+    assert rows["run"].str.startswith("h2o K=").any() and rows["run"].str.startswith("window K=").any()
+    assert any(c.value.startswith("Left out: press 'snapkv' needs a context") for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2  # the kept map and the frontier
+    at.slider(key="cp_ratio").set_value(0.25).run()  # the frontier does not depend on the ratio: still shown
+    assert len(at.dataframe) == 1
