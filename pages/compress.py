@@ -56,7 +56,8 @@ def _bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-link_param("cp_press", "snapkv", str, PRESS_NAMES.__contains__, "one of " + ", ".join(PRESS_NAMES))
+# kvpress's own press (NVIDIA's); it needs only 5 context tokens, where SnapKV's 64-query window needs 65.
+link_param("cp_press", "expected_attention", str, PRESS_NAMES.__contains__, "one of " + ", ".join(PRESS_NAMES))
 link_param("cp_ratio", 0.5, float, lambda r: RATIO_RANGE[0] <= r <= RATIO_RANGE[1], "{}–{}".format(*RATIO_RANGE))
 link_param("cp_new", 20, int, lambda k: NEW_RANGE[0] <= k <= NEW_RANGE[1], "{}–{}".format(*NEW_RANGE))
 link_param("cp_gen", True, _bool, lambda b: True, "true or false")

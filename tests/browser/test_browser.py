@@ -44,6 +44,9 @@ PAGES = {
                  ['[data-testid="stMetricValue"] >> nth=1', '[data-testid="stAlertContentSuccess"], '
                   '[data-testid="stAlertContentWarning"]']),
     "inside": ("inside", "Inside one attention head", ['[data-testid="stTabs"]']),
+    "compress": ("compress", "Compress the cache",
+                 ['[data-testid="stMetricValue"] >> nth=4', '[data-testid="stPlotlyChart"]',
+                  '[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]']),
     "methods": ("methods", "Methods and formulas", ['h3:has-text("Views")']),
 }
 
@@ -278,6 +281,32 @@ def test_the_budget_slider_changes_the_numbers(page, server):
     assert_no_failure(page, server, "start page after moving the slider")
 
 
+_KEPT_MAP = """() => JSON.stringify(
+  document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot').data[0].z)"""
+
+
+def test_compress_ratio_changes_the_numbers_and_the_map(page, server):
+    """The Compress page in Chromium: moving the compression ratio changes its numbers and its kept map."""
+    page.goto(server.url + "/")
+    wait_for_page(page, server, "")
+    page.locator('[data-testid="stSidebarNav"] a[href$="/compress"]').click()
+    wait_for_page(page, server, "compress")
+    before, map_before = metric_values(page), page.evaluate(_KEPT_MAP)
+    slider = page.get_by_role("slider", name="Compression ratio r (share removed)")
+    slider.focus()
+    for _ in range(6):
+        slider.press("ArrowRight")  # 0.5 -> 0.8
+    after = wait_for_metrics_change(page, before)
+    assert after[4] != before[4] and after[3] != before[3]  # context kept, KV cache
+    for chart in page.locator('[data-testid="stPlotlyChart"]').all():
+        chart.locator(".main-svg").first.wait_for(state="attached", timeout=120_000)
+    assert page.evaluate(_KEPT_MAP) != map_before
+    assert "cp_ratio=0.8" in page.url
+    assert_no_failure(page, server, "compress page after moving the ratio")
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(server.log.with_name("compress-after.png")))  # beside the log, not in docs/
+
+
 def test_the_sidebar_text_is_shared_across_reruns_and_pages(page, server):
     sent = []  # messages from the browser to the server (a rerun request is one)
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
@@ -369,8 +398,8 @@ def test_highlighted_text_reads_in_light_and_dark_mode(browser, server, scheme):
         context.close()
 
 
-@pytest.mark.parametrize("path", ["", "budget", "explore", "generate", "inside"],
-                         ids=["start", "budget", "explore", "generate", "inside"])
+@pytest.mark.parametrize("path", ["", "budget", "explore", "generate", "inside", "compress"],
+                         ids=["start", "budget", "explore", "generate", "inside", "compress"])
 def test_a_narrow_window_wraps_instead_of_cutting(browser, server, path):
     """1024 px with the sidebar open (or a presenter's zoom): labels and numbers stay whole (no ellipsis), and the
     start and budget pages' heatmaps move under the text instead of being squeezed."""
@@ -507,8 +536,8 @@ def test_start_slider_and_heatmap_in_view_together_at_1024(browser, server):
         context.close()
 
 
-@pytest.mark.parametrize("path", ["", "budget", "frontier", "generate", "methods"],
-                         ids=["start", "budget", "frontier", "generate", "methods"])
+@pytest.mark.parametrize("path", ["", "budget", "frontier", "generate", "methods", "compress"],
+                         ids=["start", "budget", "frontier", "generate", "methods", "compress"])
 def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
     """At 390 px (a phone; the sidebar collapses) no text is cut and no chart, chart title or widget sticks out of
     the window (the Frontier's title did, and its policy chips hid past the edge of their box)."""
@@ -580,8 +609,9 @@ _LAYOUT_PROBLEMS = """() => {
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (390, 844)], ids=["1024px", "390px"])
-@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "explore?explore_view=stats", "inside"],
-                         ids=["explore-layer", "explore-head", "explore-stats", "inside"])
+@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "explore?explore_view=stats", "inside",
+                                  "compress"],
+                         ids=["explore-layer", "explore-head", "explore-stats", "inside", "compress"])
 def test_small_screens_show_whole_titles_and_tabs(browser, server, path, size):
     """A laptop (1024×768) and a phone (390×844): every tab reachable without a scroll arrow, chart titles and
     colour bars whole and not under plotly's toolbar (which shows while the pointer is on a chart), and no text
