@@ -105,7 +105,9 @@ elif analysis is not None:
     st.caption(f"**{name}** (kvpress {cls.kvpress_class or 'none'}): {cls.summary}")
     drop_other_params("cp_", [cls])
     params = cls.parameters()
-    press = press_controls(cls, prefix="cp_", columns=list(st.columns(max(2, len(params))))) if params else cls()
+    # At most three a row: five toggles and boxes side by side cut their labels at 1024 px.
+    columns = list(st.columns(min(3, max(2, len(params))))) if params else []
+    press = press_controls(cls, prefix="cp_", columns=columns) if params else cls()
     sync_url(cp_context=context, cp_press=name, cp_ratio=ratio)
 
     def press_view():
@@ -127,7 +129,7 @@ elif analysis is not None:
                       help="Measured on the continuation's tokens, the full model's over the same tokens beside it.")
             st.metric("KV cache (counted)", si(row.kv_bytes, "B"),
                       f"{pct(row.kv_bytes / row.kv_bytes_full)} of full {si(row.kv_bytes_full, 'B')}",
-                      delta_color="off", width="stretch",
+                      delta_color="off", delta_arrow="off", width="stretch",  # a share, not a change: no arrow
                       help="Counted at the last token: (kept context positions + continuation tokens) × 2 (keys "
                       "and values) × head size × 4 bytes, summed over layers and KV heads.")
             st.metric("Context kept (counted)", f"{row.kept:.0f} of {context}", width="stretch",
@@ -135,7 +137,7 @@ elif analysis is not None:
                       f"{kept_count(context, ratio)} at r = {ratio:g}.")
         labels = analysis.labels
         st.plotly_chart(kept_map(row.kept_mask.numpy(), labels[:context], head_wise=cls.head_wise,
-                                 title=f"Which context positions {row.label} kept"), width="stretch")
+                                 subtitle=f"{press.name} r={ratio:g}"), width="stretch")
         if row.top1 is not None:
             full_top = ref.top1[context - 1:].tolist()
             pressed_top = row.top1.tolist()

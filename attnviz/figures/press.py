@@ -19,14 +19,15 @@ KEPT_MAP_BAR = "kept"
 MAX_X_TICKS = 40
 
 
-def kept_map(kept, labels: Sequence[str], head_wise: bool = False,
-             title: str = "Which context positions the press kept", height: int | None = None) -> go.Figure:
+def kept_map(kept, labels: Sequence[str], head_wise: bool = False, subtitle: str | None = None,
+             title: str = "Which context positions were kept", height: int | None = None) -> go.Figure:
     """A map of kept context positions: darker = kept.
 
     ``kept`` bool ``(layers, kv_heads, C)``; ``labels`` the ``C`` context tokens (hover shows each).  With
     ``head_wise`` (a press whose KV heads keep different numbers, ``adakv``) one row per layer and KV head, each
     cell kept or not; otherwise one row per layer, each cell the share of the layer's KV heads that keep the
-    position (a press like SnapKV chooses per head, with the same count in each).
+    position (a press like SnapKV chooses per head, with the same count in each).  ``subtitle`` (e.g. the
+    press's label) opens the short lines under the title: plotly never wraps a title, and a phone is 390 px wide.
     """
     mask = np.asarray(kept, dtype=bool)
     if mask.ndim != 3:
@@ -40,13 +41,13 @@ def kept_map(kept, labels: Sequence[str], head_wise: bool = False,
         counts = mask.sum(-1).reshape(-1)
         row_note = [f"keeps {int(n)} of {c}" for n in counts]
         cell = "%{customdata}"
-        what = "layer × KV head (each keeps its own number)"
+        what = "rows: layer × KV head"
     else:
         z = mask.mean(1).astype(np.float32)
         rows = [f"layer {layer + 1}" for layer in range(layers)]
         row_note = [f"keeps {mask[layer].sum(-1).mean():.0f} of {c} per KV head" for layer in range(layers)]
         cell = "%{customdata}"
-        what = "layer (a cell: the share of its KV heads keeping the token)"
+        what = "a cell: share of the layer's KV heads"
     names, ticks = axis_categories(labels)
     state = np.where(z >= 1, "kept", np.where(z <= 0, "dropped", ""))
     if not head_wise:
@@ -70,7 +71,7 @@ def kept_map(kept, labels: Sequence[str], head_wise: bool = False,
     )
     layout = layout_dict(
         title, height,
-        f"{c} context tokens; rows: {what}. Darker = kept.",
+        "\n".join([*([subtitle] if subtitle else []), f"{c} context tokens · darker = kept", what]),
         margin=dict(l=int(left) + 30, b=int(bottom), r=int(colorbar_px(KEPT_MAP_BAR, ["dropped"])) + 10),
         xaxis=category_axis(names, ticks, "context token (hover for its text)", MAX_X_TICKS, tickangle=angle,
                             tickfont=dict(size=10), side="bottom"),
