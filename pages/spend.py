@@ -207,14 +207,14 @@ if analysis is not None:
                     "at a few totals. A point is **efficient** (ringed) when no other point is both at least as "
                     "cheap and at least as good. Each point is a rerun of the model, so this runs only when asked.")
         a, b = st.columns([1, 3])
-        asked = a.button("Compute the frontier", key="sp_frontier_go")
+        # A callback, not the button's value: the flag outlives the run (later moves redraw from the kept rows).
+        a.button("Compute the frontier", key="sp_frontier_go", on_click=st.session_state.update,
+                 kwargs={"sp_frontier_on": True})
         b.toggle("Average over the shipped texts (mean and range)", key="sp_avg", on_change=remember,
                  args=("sp_avg",), help="One text can flatter an allocator: this reruns every budget on each shipped "
                  f"text ({', '.join(SHIPPED)}) at the same token cap and shows the mean, with the range as bars.")
         average = bool(st.session_state["sp_avg"])
         sync_url(sp_avg="1" if average else None)
-        if asked:
-            st.session_state["sp_frontier_on"] = True
         if not st.session_state.get("sp_frontier_on"):
             return
         texts = _shipped_texts() if average else {"this text": controls.text}
