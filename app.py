@@ -12,9 +12,12 @@ from ui.memory import release_free_memory
 
 st.set_page_config(page_title="attnviz: the economics of attention", page_icon="🔦", layout="wide")
 # Tabs wrap onto a second line rather than hide behind a scroll arrow (Explore's six at 1024 px, Inside's two on a
-# phone); on a phone plotly's toolbar would lie over the chart's title, and pinching zooms there anyway.
+# phone); on a phone plotly's toolbar would lie over the chart's title, and pinching zooms there anyway. A
+# multiselect's chips wrap too: in one scrolling row a phone showed 3 of the Frontier's 6 policies, hiding the rest.
 st.html("""<style>
 [data-testid="stTabs"] [role="tablist"] {flex-wrap: wrap; row-gap: 0.25rem;}
+[data-testid="stMultiSelectTagsContainer"] {flex-wrap: wrap; overflow: visible !important; row-gap: 0.25rem;}
+div:has(> [data-testid="stMultiSelectTagsContainer"]) {max-height: none !important;}
 @media (max-width: 640px) {.js-plotly-plot .modebar-container {display: none !important;}}
 </style>""")
 

@@ -23,7 +23,7 @@ each layer's own attention.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -52,6 +52,9 @@ class Budget:
     ratio: float | None = None
     layer_keys: tuple[int | tuple[int, ...], ...] | None = None
     allocator: Allocator | str = "uniform"
+    plan: dict | None = field(default=None, compare=False, hash=False, repr=False)
+    """What the allocator decided for one text (set by its ``plan``; e.g. the price found): not part of the
+    budget's identity."""
 
     def __post_init__(self) -> None:
         if isinstance(self.policy, str):

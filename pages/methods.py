@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from attnviz.allocators import ALLOCATORS
 from attnviz.policies import POLICIES
 from ui.state import shared_controls
 
@@ -37,6 +38,25 @@ for name, policy in POLICIES.items():
     st.markdown(f"**`{name}`**: {policy.summary} *({'; '.join(tags)})*{params}  \n{policy.methods}")
 
 st.markdown(
+    """
+### Allocators: spending one total
+A policy decides *which* keys a query keeps; an **allocator** decides *how many*, per layer, head and query, out
+of one total. The total is stated as a uniform budget's size: "K = 8" means as many kept pairs in all as uniform
+K = 8 would keep on this text (a causal text of n tokens: L·H·Σᵢ min(8, i+1) pairs). The density actually spent
+is always reported, since an allocator that decides from attention (`heads`, `price`) can only aim at the total.
+Allocators that read attention probabilities (`heads`, `price`) must **score every pair** first, so their
+counted attention FLOPs charge every score, whatever the policy. `price`, `marginal` and `duo` need a causal
+model; `duo` needs `sink_window` (it sets each head's own rule), and no allocator but `uniform` takes `topp`
+(a mass, not a count) or `h2o` (one cache of its own size).
+"""
+)
+for name, allocator in ALLOCATORS.items():
+    params = ", ".join(f"`{p.name}` = {p.default}" for p in allocator.parameters())
+    params = f" Parameters: {params}." if params else ""
+    tag = " *(reads every probability: scores every pair)*" if allocator.reads_probabilities else ""
+    st.markdown(f"**`{name}`**: {allocator.summary}{tag}{params}  \n{allocator.methods}")
+
+st.markdown(
     r"""
 ### Quality (measured)
 Causal language models predict each next token; position t = 0…n−2 predicts token t+1.
@@ -56,7 +76,8 @@ For a model with L layers, H query heads, H_kv key/value heads and head size d:
 * a **pair** is one query–key combination in one layer and head. **Density** = kept pairs / allowed pairs: it
   counts kept links, not work saved (an oracle scores every pair and keeps the whole cache whatever its density).
 * **Attention FLOPs** = 2·d·(scored pairs) + 2·d·(kept pairs): a score q·k costs 2d, and so does adding one
-  weighted value. Oracle policies (top-k, top-p) score every allowed pair; the others only what they keep. So an
+  weighted value. Oracle policies (top-k, top-p), and allocators that read probabilities (`heads`, `price`),
+  score every allowed pair; the others only what they keep. So an
   oracle never goes below half of full attention's FLOPs. This is the *Quality vs compute* page's default
   compute axis.
 * **Whole-model FLOPs** = attention FLOPs + 2 × (parameters of every projection, MLP and output layer) per token

@@ -19,6 +19,8 @@ TEXT_PX = 380  # the text column: at 1400 px the heatmap beside it gets about 54
 PICTURE_MIN_PX = 440  # the slider and heatmap column: narrower, it moves under the text
 HEATMAP_PX = 560  # with the slider above it, fits a 768 px high window under Streamlit's header
 KEY_TICKS = 20  # key labels, turned 60°, that fit under a 540 px heatmap without overlapping (more: every k-th)
+METRIC_MIN_PX = 112  # a metric's least width: its widest value, "100.0%" (three fit the text column's 380 px)
+METRICS_KEY = "start_metrics"
 LONGER = (1024, 8192, 32768)  # text lengths (tokens) at which the whole-model saving is also counted
 
 controls = shared_controls(causal_only=True)
@@ -90,13 +92,17 @@ else:
         q, c = row.quality, row.compute
         saved = 1 - c.attn_flops / c.attn_flops_full
         whole = 1 - c.total_flops / c.total_flops_full
-        with flow_row("large"):  # as wide as their text: a label or value is never cut, the row wraps instead
-            st.metric("Quality kept", pct(q.top1), width="content", help="Measured: share of positions "
+        # One row of three in the text column (1400 and 1024 px): labels wrap onto two lines instead of being cut,
+        # values line up at the bottom; narrower than three values (a phone), the row wraps.
+        st.html(f"<style>.st-key-{METRICS_KEY} [data-testid=stMetricLabel] * "
+                "{white-space: normal !important; text-overflow: clip !important;}</style>")
+        with flow_row("small", align="bottom", min_px=METRIC_MIN_PX, key=METRICS_KEY):
+            st.metric("Quality kept", pct(q.top1), width="stretch", help="Measured: share of positions "
                       "where the budgeted model predicts the same next word as the full model.")
-            st.metric("Attention compute saved", pct(saved), width="content", help="Counted from formulas: "
+            st.metric("Attention compute saved", pct(saved), width="stretch", help="Counted from formulas: "
                       "attention FLOPs skipped. Top-k still scores every pair before choosing, so at most half "
                       "can be saved.")
-            st.metric("Whole-model compute saved", pct(whole, 2), width="content", help="Counted from formulas: "
+            st.metric("Whole-model compute saved", pct(whole, 2), width="stretch", help="Counted from formulas: "
                       "FLOPs of the whole forward pass skipped (attention plus every linear layer).")
         share = c.attn_flops_full / c.total_flops_full
         config = get_model_config(controls.model)

@@ -91,6 +91,37 @@ def test_json_rows_keys_first_in_order_given(use_model, text_file, capsys, smoll
     assert rows[0]["quality"]["kl"] < rows[1]["quality"]["kl"]  # fewer keys, further from full
 
 
+def test_allocators_times_sizes_one_row_each(use_model, text_file, capsys, smollm2):
+    rc = main(["sweep", "--text-file", str(text_file), "--policy", "topk", "--keys", "4", "--keys", "8",
+               "--allocator", "uniform", "--allocator", "pyramid", "--allocator", "price",
+               "--allocator-param", "floor=0.5", "--json"])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    rows = json.loads(out)["rows"]
+    assert [(r["allocator"], r["keys"]) for r in rows] == [("uniform", 4), ("uniform", 8), ("pyramid", 4),
+                                                           ("pyramid", 8), ("price", 4), ("price", 8)]
+    assert rows[2]["allocator_params"] == {"slope": 0.5}  # floor is price's alone
+    assert rows[4]["allocator_params"] == {"tau": 0.0, "floor": 0.5}
+    for row in rows:
+        alloc = row["allocation"]
+        assert len(alloc["layers"]) == L and len(alloc["heads"]) == L and len(alloc["heads"][0]) == H
+        assert sum(alloc["layers"]) / L == pytest.approx(row["density"], abs=1e-5)  # rounded to 6 places
+    assert sum(rows[3]["allocation"]["layer_keys"]) == L * 8
+    assert rows[5]["allocation"]["tau"] > 0
+    assert rows[0]["allocation"]["heads"][0] == rows[0]["allocation"]["heads"][-1]  # uniform is flat
+    n = _n_tokens(smollm2, TEXT)
+    assert rows[1]["compute"]["attn_pairs"] == L * H * sum(min(8, i + 1) for i in range(n))
+
+
+def test_help_lists_allocators_and_their_parameters(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    out = capsys.readouterr().out
+    for words in ("allocators", "pyramid", "--allocator-param slope=VALUE", "--allocator-param floor=VALUE",
+                  "marginal", "duo"):
+        assert words in out
+
+
 def test_full_policy_json(use_model, text_file, capsys):
     rc = main(["sweep", "--text-file", str(text_file), "--policy", "full", "--json"])
     out, _ = capsys.readouterr()
@@ -176,6 +207,18 @@ BAD = {
     "sink_window K < S": (["--text", TEXT, "--policy", "sink_window", "--keys", "2"], "sink_window"),
     "no size": (["--text", TEXT, "--policy", "topk"], "topk"),
     "text and file": (["--text", TEXT, "--text-file", "x.txt", "--policy", "topk", "--keys", "4"], "text"),
+    "unknown allocator": (["--text", TEXT, "--policy", "topk", "--keys", "4", "--allocator", "nope"], "pyramid"),
+    "allocator param no one has": (["--text", TEXT, "--policy", "topk", "--keys", "4", "--allocator", "pyramid",
+                                    "--allocator-param", "floor=0.5"], "floor"),
+    "allocator param out of range": (["--text", TEXT, "--policy", "topk", "--keys", "4", "--allocator", "pyramid",
+                                      "--allocator-param", "slope=2"], "slope"),
+    "allocator param twice": (["--text", TEXT, "--policy", "topk", "--keys", "4", "--allocator", "price",
+                               "--allocator-param", "floor=0.5", "--allocator-param", "floor=0.1"], "twice"),
+    "allocator with h2o": (["--text", TEXT, "--policy", "h2o", "--keys", "4", "--allocator", "pyramid"], "h2o"),
+    "allocator with topp": (["--text", TEXT, "--policy", "topp", "--budget", "0.9", "--allocator", "heads"], "topp"),
+    "allocator with a ratio": (["--text", TEXT, "--policy", "topk", "--budget", "0.5", "--allocator", "price"],
+                               "key count"),
+    "duo with topk": (["--text", TEXT, "--policy", "topk", "--keys", "8", "--allocator", "duo"], "sink_window"),
 }
 
 

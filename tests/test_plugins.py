@@ -162,3 +162,41 @@ def test_help_lists_the_plugin_and_its_parameter():
     assert done.returncode == 0
     assert "every_other" in done.stdout and "Keeps every other key." in done.stdout
     assert "--param phase=VALUE" in done.stdout
+
+
+# --------------------------------------------------------------------------- an allocator plug-in
+
+
+@pytest.mark.model  # the subprocess loads SmolLM2
+def test_the_cli_runs_an_allocator_plugin_with_its_parameter(tmp_path):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    done = _cli("sweep", "--model", "smollm2", "--text-file", str(text_file), "--policy", "topk", "--keys", "4",
+                "--allocator", "top_heavy", "--allocator", "uniform", "--allocator-param", "share=0.9", "--json",
+                plugins="top_heavy_allocator")
+    assert done.returncode == 0, done.stderr
+    heavy, uniform = json.loads(done.stdout)["rows"]
+    assert (heavy["allocator"], heavy["allocator_params"]) == ("top_heavy", {"share": 0.9})
+    keys = heavy["allocation"]["layer_keys"]
+    assert sum(keys) == 30 * 4 and keys[-1] > keys[0]
+    assert heavy["allocation"]["layers"][-1] > heavy["allocation"]["layers"][0]
+    assert heavy["quality"]["kl"] != uniform["quality"]["kl"]
+
+
+def test_help_and_errors_know_an_allocator_plugin():
+    done = _cli("sweep", "--help", plugins="top_heavy_allocator")
+    assert "top_heavy" in done.stdout and "--allocator-param share=VALUE" in done.stdout
+    done = _cli("sweep", "--text", TEXT, "--policy", "topk", "--keys", "8", "--allocator", "top_heavy",
+                "--allocator-param", "share=1", plugins="top_heavy_allocator")
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("attnviz: error: allocator 'top_heavy': parameter share must be a number from "
+                                   "0.05 to 0.95, got 1.0")
+
+
+def test_the_readme_examples_are_the_tested_plugins():
+    """The README's two plug-in examples are these files' code, word for word (a stale example would mislead)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in ("every_other_policy.py", "top_heavy_allocator.py"):
+        code = (PLUGINS / name).read_text(encoding="utf-8").split('"""', 2)[2].strip()
+        body = code[code.index("@register"):]
+        assert body in readme, name

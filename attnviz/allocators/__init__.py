@@ -15,6 +15,8 @@ from .uniform import Uniform  # noqa: E402  isort: skip
 from .pyramid import Pyramid, pyramid_keys  # noqa: E402  isort: skip
 from .heads import Heads, pooled_counts  # noqa: E402  isort: skip
 from .price import Price  # noqa: E402  isort: skip
+from .marginal import Marginal  # noqa: E402  isort: skip
+from .duo import Duo  # noqa: E402  isort: skip
 
 __all__ = ["ALLOCATORS", "Allocator", "Setting", "get_allocator", "register", "round_to_total", "Uniform",
-           "Pyramid", "pyramid_keys", "Heads", "pooled_counts", "Price"]
+           "Pyramid", "pyramid_keys", "Heads", "pooled_counts", "Price", "Marginal", "Duo"]

@@ -38,7 +38,8 @@ class Setting:
     """What an allocator may know when it plans for one text.
 
     ``layers``/``q_heads``/``kv_heads`` the model's shape; ``row_keys`` int64 ``(n,)`` the keys each
-    query row may see (``i + 1`` in a causal text, ``n`` in an encoder).  ``demand()`` gives the
+    query row may see (``i + 1`` in a causal text, ``n`` in an encoder); ``ids`` ``(1, n)`` the text's token
+    ids.  ``demand()`` gives the
     reference run's :class:`~attnviz.allocators.demand.Demand` (made on first use, from the reference's
     kept queries and keys: no extra forward); ``lm`` is the model, for allocators that calibrate on
     another text (their results are cached on disk); ``progress(done, total)`` reports calibration.
@@ -49,6 +50,7 @@ class Setting:
     kv_heads: int
     causal: bool
     row_keys: torch.Tensor
+    ids: torch.Tensor | None = None
     demand: Callable[[], Demand] | None = None
     lm: Any = None
     progress: Callable[[int, int], None] | None = None
@@ -75,6 +77,7 @@ class Allocator(Parametrised):
         dynamic: :meth:`layer_counts` sets each row's count from the layer's own attention.
         reads_probabilities: it reads every pair's attention probability, so it must score every
             pair: its counted compute charges that, whatever the policy.
+        causal_only: it needs a left-to-right model (next-token KL, the full run's kept queries).
     """
 
     name: ClassVar[str]
@@ -83,6 +86,7 @@ class Allocator(Parametrised):
     uniform: ClassVar[bool] = False
     dynamic: ClassVar[bool] = False
     reads_probabilities: ClassVar[bool] = False
+    causal_only: ClassVar[bool] = False
 
     def validate(self, budget: Budget, causal: bool) -> None:
         """Raise :class:`BudgetError` (one line naming the allocator and the policy) if they do not combine.
@@ -93,6 +97,9 @@ class Allocator(Parametrised):
         policy = budget.policy
         if self.uniform or policy.reference:
             return
+        if self.causal_only and not causal:
+            raise BudgetError(f"allocator '{self.name}' needs a causal (left-to-right) model: it measures "
+                              "next-token predictions")
         if policy.ratio_only:
             raise BudgetError(f"allocator '{self.name}' hands out key counts, and policy '{policy.name}' keeps a "
                               "probability mass instead: use uniform, or a policy that takes K keys")
@@ -104,7 +111,8 @@ class Allocator(Parametrised):
                               "not a ratio or per-layer sizes")
 
     def plan(self, budget: Budget, setting: Setting) -> Budget:
-        """The budget to run on this text (default: unchanged).  May set ``layer_keys`` or resolve a parameter."""
+        """The budget to run on this text (default: unchanged).  May set ``layer_keys`` or resolve a parameter,
+        and says what it decided in the budget's ``plan`` dict (JSON-ready; it goes into result rows)."""
         return budget
 
     def layer_counts(self, base: torch.Tensor, probs: torch.Tensor, allowed: torch.Tensor, budget: Budget
@@ -122,10 +130,6 @@ class Allocator(Parametrised):
     def exact_prefix(self, budget: Budget, n_tokens: int) -> int:
         """Leading rows that surely keep every key under this allocation (``n_tokens``: no limit of its own)."""
         return n_tokens
-
-    def facts(self, budget: Budget) -> dict:
-        """What the plan decided, for a result row (e.g. the price found), JSON-ready."""
-        return {}
 
 
 def round_to_total(values: list[float], total: int, low: int = 1) -> list[int]:

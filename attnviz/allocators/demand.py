@@ -108,7 +108,8 @@ class DemandBuilder:
         ranks = min(RANKS, probs.shape[-1])
         top = torch.topk(logp, ranks, dim=-1).values  # (h, q, ranks)
         where = torch.bucketize(top, torch.from_numpy(self.edges).float(), right=True) - 1  # bin per value
-        inside = (where >= 0) & (where < BINS)
+        where = where.clamp(max=BINS - 1)  # p = 1 sits on the last edge: histc puts it in the last bin too
+        inside = where >= 0
         rank = torch.arange(ranks).expand_as(top)
         flat = (rank[inside] * BINS + where[inside]).reshape(-1)
         self.rank_hist[:ranks] += torch.bincount(flat, minlength=ranks * BINS).view(ranks, BINS).numpy()

@@ -23,6 +23,7 @@ from .registry import register
 @dataclass(frozen=True)
 class Price(Allocator):
     name = "price"
+    causal_only = True
     summary = "One price for attention everywhere: keep a key if its probability is at least τ, plus a floor."
     methods = ("A market price: every layer, head and query keeps the keys whose attention probability is at "
                "least τ, after first keeping its best F = max(1, ⌊f·K⌋) (the floor). τ is found by bisection "
@@ -45,10 +46,10 @@ class Price(Allocator):
 
     def plan(self, budget: Budget, setting: Setting) -> Budget:
         if self.tau > 0:
-            return budget
+            return replace(budget, plan={"tau": self.tau})
         target = setting.uniform_pairs(int(budget.keys))
         tau = setting.demand().price_for(target, self.floor_keys(int(budget.keys)))
-        return replace(budget, allocator=replace(self, tau=tau))
+        return replace(budget, allocator=replace(self, tau=tau), plan={"tau": tau})
 
     def layer_counts(self, base, probs, allowed, budget):
         row_keys = allowed.sum(-1)  # (1, q)
@@ -58,6 +59,3 @@ class Price(Allocator):
 
     def exact_prefix(self, budget, n_tokens):
         return min(self.floor_keys(int(budget.keys)), n_tokens)
-
-    def facts(self, budget):
-        return {"tau": budget.allocator.tau}

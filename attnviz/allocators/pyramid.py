@@ -34,7 +34,5 @@ class Pyramid(Allocator):
                                                         "(the top layer gets as much less)"})
 
     def plan(self, budget: Budget, setting: Setting) -> Budget:
-        return replace(budget, layer_keys=pyramid_keys(int(budget.keys), setting.layers, self.slope))
-
-    def facts(self, budget: Budget) -> dict:
-        return {"layer_keys": list(budget.layer_keys or ())}
+        layer_keys = pyramid_keys(int(budget.keys), setting.layers, self.slope)
+        return replace(budget, layer_keys=layer_keys, plan={"layer_keys": list(layer_keys)})

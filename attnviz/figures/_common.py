@@ -120,13 +120,17 @@ COLORBAR_GAP_PX = 12
 
 def colorbar_px(title: str, ticks: Sequence[str]) -> float:
     """The right margin (px) a :func:`colorbar` needs: its gap, then the wider of its title
-    (lines split at ``<br>``, 14 px in Streamlit's theme) and the bar with its widest tick label (12 px)."""
+    (lines split at ``<br>``, 14 px in Streamlit's theme) and the bar with its widest tick label (12 px),
+    then the strip plotly's toolbar covers (:data:`MODEBAR_PX`)."""
     title_px = max(text_px(line, 14) for line in title.split("<br>"))
     bar_px = 14 + 6 + max((text_px(t, 12) for t in ticks), default=0.0)
-    return COLORBAR_GAP_PX + max(title_px, bar_px) + COLORBAR_PAD_PX
+    return COLORBAR_GAP_PX + max(title_px, bar_px) + COLORBAR_PAD_PX + MODEBAR_PX
 
 
 COLORBAR_PAD_PX = 24  # beyond the bar or title: plotly's own padding and a little air (measured)
+MODEBAR_PX = 30
+"""The strip at a figure's right edge that plotly's vertical toolbar covers on hover (24 px buttons, 2 px from the
+edge, measured in Chromium) and a little air: a colour bar's caption and ticks stay left of it."""
 
 
 def visible(label: str) -> str:

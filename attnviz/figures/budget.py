@@ -22,7 +22,7 @@ def frontier_plot(
     x_title: str,
     y_title: str,
     log_x: bool = False,
-    title: str = "Quality against compute: which budgets are worth it",
+    title: str = "Which budgets are worth it",
     height: int = 580,
     x_fmt: str = ".3g",
     y_fmt: str = ".3g",
@@ -108,8 +108,9 @@ def frontier_plot(
         )
     n_eff = len(eff)
     note = (
+        # two short lines: plotly never wraps a title, and one line was cut at a phone's width
         f"{n_eff} efficient point{'s' if n_eff != 1 else ''} (ringed, dashed line):"
-        " no other point beats them on both axes"
+        "\nno other point beats them on both axes"
         if n_eff
         else None
     )

@@ -21,6 +21,8 @@ from ._common import (
     THUMB_SCALE,
     base_layout,
     check_labels,
+    colorbar,
+    colorbar_px,
     f32,
     plotly_text,
     pooling_note,
@@ -156,6 +158,7 @@ def head_grid(
     tile_px = max(12.0, min(PLOT_WIDTH / n_c, GRID_MAX_HEIGHT / n_r, 220.0))
     fig_h = height or int(min(max(n_r * tile_px + 170, 360), 1400))
 
+    bar_title = "attention<br>darker = more" + (f"<br>(colour capped<br>at {top:.2g})" if capped else "")
     fig = go.Figure(
         go.Heatmap(
             z=f32(big),
@@ -166,15 +169,13 @@ def head_grid(
             zmax=top,
             hoverongaps=False,
             hovertemplate="%{x}<br>%{y}<br>%{z:.3f} of its attention<extra></extra>",
-            colorbar=dict(
-                title=dict(text="attention<br>darker = more"
-                           + (f"<br>(colour capped<br>at {top:.2g})" if capped else ""), side="top"),
-                thickness=12,
-            ),
+            colorbar=colorbar(bar_title),
             name="heads",
         )
     )
-    base_layout(fig, title, fig_h, pooling_note(factor, "pools", "thumbnails shown"))
+    # the margin holds the colour bar up front, clear of plotly's toolbar (it covered the caption at 1024 px)
+    base_layout(fig, title, fig_h, pooling_note(factor, "pools", "thumbnails shown"),
+                margin=dict(r=colorbar_px(bar_title, [f"{top:.2g}", "0.25"])))
     n_ticks = max(n_r, n_c)
     tick_size = 12 if n_ticks <= 16 else 10
     fig.update_layout(
@@ -246,6 +247,9 @@ def head_stat_heatmap(
         [[f"layer {lay_txt[i]}, head {head_txt[j]}" for j in range(n_heads)] for i in range(n_layers)]
     )
     show_numbers = v.size <= 400
+    bar_title = f"{stat}<br>darker = larger"
+    finite = v[np.isfinite(v)]
+    ticks = [format(x, ".3g") for x in (finite.min(), finite.max())] if finite.size else []
     row_px = max(16, min(40, 640 // max(n_layers, 1)))
     fig = go.Figure(
         go.Heatmap(
@@ -258,7 +262,7 @@ def head_stat_heatmap(
             textfont=dict(size=11 if n_heads <= 16 else 9),
             hovertemplate=f"%{{text}}: {stat} %{{z:{fmt}}}<extra></extra>",
             hoverongaps=False,
-            colorbar=dict(title=dict(text=f"{stat}<br>darker = larger", side="top"), thickness=14),
+            colorbar=colorbar(bar_title),
             xgap=1,
             ygap=1,
             name=stat,
@@ -268,7 +272,7 @@ def head_stat_heatmap(
     base_layout(fig, title or default_title, height or min(n_layers * row_px + 160, 1300))
     fig.update_layout(
         plot_bgcolor="white",
-        margin=dict(t=110),
+        margin=dict(t=110, r=colorbar_px(bar_title, ticks)),  # clear of plotly's toolbar, as in head_grid
         xaxis=dict(
             tickmode="array",
             tickvals=list(range(n_heads)),

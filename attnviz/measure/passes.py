@@ -45,7 +45,7 @@ def plan_budgets(lm, ref: Reference, budgets: Sequence[Budget],
     n = ref.n_tokens
     row_keys = torch.arange(1, n + 1) if lm.causal else torch.full((n,), n)
     setting = Setting(layers=ref.shape.layers, q_heads=ref.shape.q_heads, kv_heads=ref.shape.kv_heads,
-                      causal=lm.causal, row_keys=row_keys, demand=lambda: demand_of_reference(ref), lm=lm,
+                      causal=lm.causal, row_keys=row_keys, ids=ref.ids, demand=lambda: demand_of_reference(ref), lm=lm,
                       progress=progress)
     return [b.allocator.plan(b, setting) for b in budgets]
 
@@ -145,7 +145,7 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
         if progress:
             progress(done, len(budgets))
     for i, b in enumerate(requested):  # rows name the budget asked for, and what its allocator planned
-        rows[i].plan = budgets[i].allocator.facts(budgets[i])
+        rows[i].plan = dict(budgets[i].plan or {})
         rows[i].budget = b
     return [rows[i] for i in range(len(budgets))]
 

@@ -532,9 +532,11 @@ def test_start_slider_and_heatmap_in_view_together_at_1024(browser, server):
         context.close()
 
 
-@pytest.mark.parametrize("path", ["", "budget"], ids=["start", "budget"])
+@pytest.mark.parametrize("path", ["", "budget", "frontier", "generate", "methods"],
+                         ids=["start", "budget", "frontier", "generate", "methods"])
 def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
-    """At 390 px (a phone; the sidebar collapses) no text is cut and no chart sticks out of the window."""
+    """At 390 px (a phone; the sidebar collapses) no text is cut and no chart, chart title or widget sticks out of
+    the window (the Frontier's title did, and its policy chips hid past the edge of their box)."""
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     page.set_default_timeout(PAGE_S * 1000)
@@ -545,7 +547,8 @@ def test_a_phone_width_cuts_and_covers_nothing(browser, server, path):
         assert not cut_text(page, '[data-testid="stMain"]')
         wide = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] *')]
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null
-                         && !e.closest('.js-plotly-plot .main-svg .cartesianlayer'))
+                         && !e.closest('.js-plotly-plot .main-svg .cartesianlayer')
+                         && !e.parentElement.closest('[data-testid="stDataFrame"]'))  // a table scrolls inside
             .map(e => (e.getAttribute('data-testid') || e.tagName) + ': ' + e.textContent.slice(0, 40)
                  + ' @' + Math.round(e.getBoundingClientRect().right)).slice(0, 10)""")
         assert not wide, f"/{path} at 390 px: sticking out of the window: {wide}"
@@ -571,7 +574,8 @@ def test_a_continuation_that_ended_says_so_beside_it(page, server):
 
 
 # Per chart title (plotly SVG text, which never wraps): sticks out of its chart, or lies under plotly's toolbar;
-# per tab list: tabs hidden past its right edge (behind a scroll arrow).
+# per colour bar: its caption, ticks or bar under the toolbar; per tab list: tabs hidden past its right edge
+# (behind a scroll arrow).
 _LAYOUT_PROBLEMS = """() => {
   const box = e => e.getBoundingClientRect();
   const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
@@ -585,6 +589,11 @@ _LAYOUT_PROBLEMS = """() => {
       if (b.left < c.left - 1 || b.right > c.right + 1) problems.push('title cut: ' + t.textContent.slice(0, 50));
       if (bars.some(m => meets(m, b))) problems.push('toolbar over title: ' + t.textContent.slice(0, 50));
     }
+    // a colour bar's caption, tick labels and bar (not its invisible background box)
+    for (const e of chart.querySelectorAll('.colorbar text, .colorbar .cbfill'))
+      if (e.textContent.trim() || e.classList.contains('cbfill'))
+        if (bars.some(m => meets(m, box(e))))
+          problems.push('toolbar over colour bar: ' + (e.textContent.trim().slice(0, 30) || 'the bar'));
   }
   for (const list of document.querySelectorAll('[data-testid="stTabs"] [role="tablist"]')) {
     const l = box(list);
@@ -596,11 +605,12 @@ _LAYOUT_PROBLEMS = """() => {
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (390, 844)], ids=["1024px", "390px"])
-@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "inside"],
-                         ids=["explore-layer", "explore-head", "inside"])
+@pytest.mark.parametrize("path", ["explore?explore_view=layer", "explore", "explore?explore_view=stats", "inside"],
+                         ids=["explore-layer", "explore-head", "explore-stats", "inside"])
 def test_small_screens_show_whole_titles_and_tabs(browser, server, path, size):
-    """A laptop (1024×768) and a phone (390×844): every tab reachable without a scroll arrow, chart titles whole
-    and not under plotly's toolbar (which shows while the pointer is on a chart), and no text cut off."""
+    """A laptop (1024×768) and a phone (390×844): every tab reachable without a scroll arrow, chart titles and
+    colour bars whole and not under plotly's toolbar (which shows while the pointer is on a chart), and no text
+    cut off."""
     width, height = size
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
@@ -642,3 +652,31 @@ def test_a_linked_tab_opens_and_a_clicked_tab_goes_in_the_link(page, server, pat
     page.locator('[data-testid="stTabs"] [role="tab"]', has_text=linked[1]).click()
     wait_until_idle(page)
     expect(page).to_have_url(re.compile(f"{key}={linked[0]}"))
+
+
+@pytest.mark.parametrize("width", [1400, 1024], ids=["1400px", "1024px"])
+def test_start_metrics_sit_in_one_row(browser, server, width):
+    """The start page's three numbers sit side by side in the text column at 1400 and 1024 px: the third
+    ("Whole-model compute saved") wrapped onto its own line under a wide gap. Labels are whole (they may wrap),
+    and the values line up."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    try:
+        page.goto(server.url + "/")
+        wait_for_page(page, server, "")
+        assert_no_failure(page, server, f"start page at {width} px")
+        assert_labels_fit(page, f"start page at {width} px")
+        metrics = page.locator('[data-testid="stMain"] [data-testid="stMetric"]')
+        expect(metrics).to_have_count(3)
+        boxes = [m.bounding_box() for m in metrics.all()]
+        values = [v.bounding_box() for v in page.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').all()]
+        bottoms = [b["y"] + b["height"] for b in boxes]  # aligned at the bottom: a one-line label's box is lower
+        assert max(bottoms) - min(bottoms) < 2 and max(b["y"] for b in boxes) < min(bottoms) - 40, \
+            f"not in one row: {boxes}"
+        assert max(v["y"] for v in values) - min(v["y"] for v in values) < 2, f"values not lined up: {values}"
+        metrics.first.scroll_into_view_if_needed()
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(server.log.with_name(f"start-metrics-{width}.png")))  # beside the log
+    finally:
+        context.close()

@@ -1,10 +1,13 @@
 """frontier_plot, attention_share_plot, metric_bar."""
 
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from attnviz.figures import attention_share_plot, frontier_plot, metric_bar
+from attnviz.figures._common import text_px
 
 
 def _points():
@@ -101,3 +104,13 @@ def test_metric_bar():
     assert bar.marker.color[0] != bar.marker.color[1]
     assert fig.layout.xaxis.title.text == "perplexity"
     assert any(s.type == "line" for s in fig.layout.shapes)
+
+
+def test_frontier_title_fits_a_phone():
+    """plotly never wraps a title: at 390 px (a chart about 358 px wide) the one-line title and note were cut.
+    Every line of both now fits 320 px (bold 17 px title: text_px's estimate plus 10 % for the bold)."""
+    fig = frontier_plot(_points(), "x", "y", log_x=True)
+    lines = re.sub(r"<(?!br>)[^>]*>", "", fig.layout.title.text).split("<br>")
+    assert len(lines) == 3  # the title, then the note on two lines
+    assert text_px(lines[0], 17) * 1.1 <= 320
+    assert all(text_px(line, 13) <= 320 for line in lines[1:])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from attnviz.figures._common import COLORBAR_GAP_PX, colorbar, colorbar_px, text_px
+from attnviz.figures._common import COLORBAR_GAP_PX, MODEBAR_PX, colorbar, colorbar_px, text_px
 
 # Widths in px at a 100-px font, measured in Chromium with the app's font (Source Sans) by canvas measureText.
 MEASURED = {
@@ -44,3 +44,12 @@ def test_colorbar_stands_at_a_fixed_gap_from_the_plot():
     bar = colorbar("share", tickformat=".0%")
     assert (bar["x"], bar["xanchor"], bar["xpad"]) == (1.0, "left", COLORBAR_GAP_PX)
     assert bar["tickformat"] == ".0%" and bar["title"]["side"] == "top"
+
+
+def test_colorbar_room_leaves_the_toolbar_its_strip():
+    """plotly's vertical toolbar (shown on hover) stands in the figure's right edge: the room a colour bar asks
+    for ends MODEBAR_PX before that edge, so the toolbar never covers its caption or ticks."""
+    title, ticks = "share of<br>attention", ["0.25"]
+    content = max(text_px("attention", 14), 14 + 6 + text_px("0.25", 12))
+    assert colorbar_px(title, ticks) >= COLORBAR_GAP_PX + content + MODEBAR_PX
+    assert MODEBAR_PX >= 26  # 24 px buttons, 2 px from the edge (measured in Chromium)

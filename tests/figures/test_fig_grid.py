@@ -6,6 +6,7 @@ import pytest
 from helpers_figures import causal_attention
 
 from attnviz.figures import head_grid, head_stat_heatmap
+from attnviz.figures._common import COLORBAR_GAP_PX, MODEBAR_PX, text_px
 
 
 def _thumbs(layers, heads, s):
@@ -89,3 +90,22 @@ def test_head_stat_heatmap():
     assert tr.texttemplate  # numbers written in the cells
     fig = head_stat_heatmap(v, "<sink> & share", layer_labels=[str(i) for i in range(30)])
     assert "&lt;sink&gt; &amp; share" in fig.layout.title.text
+
+
+def _caption_clear_of_the_toolbar(fig):
+    """The colour bar stands at a fixed gap right of the plot, and the right margin holds its caption lines and
+    ticks with MODEBAR_PX to spare: plotly's vertical toolbar covered the caption at 1024 px."""
+    bar = fig.data[0].colorbar
+    assert (bar.x, bar.xanchor, bar.xpad) == (1.0, "left", COLORBAR_GAP_PX)
+    widest = max(text_px(line, 14) for line in bar.title.text.split("<br>"))
+    assert fig.layout.margin.r >= COLORBAR_GAP_PX + widest + MODEBAR_PX
+
+
+@pytest.mark.parametrize("shape", [(9, 16, 16), (30, 9, 16, 16)], ids=["one-layer", "all-layers"])
+def test_head_grid_colour_bar_clear_of_the_toolbar(shape):
+    th = _thumbs(shape[0], shape[1], 16) if len(shape) == 4 else _thumbs(1, 9, 16)[0]
+    _caption_clear_of_the_toolbar(head_grid(th, zmax=0.05))  # capped: the longest caption
+
+
+def test_head_stat_heatmap_colour_bar_clear_of_the_toolbar():
+    _caption_clear_of_the_toolbar(head_stat_heatmap(np.random.default_rng(0).random((30, 9)), "mass in top 3 keys"))

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from attnviz.allocators import ALLOCATORS
 from attnviz.policies import POLICIES
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -21,8 +22,10 @@ def test_methods_page_explains_every_policy_and_metric():
     text = "\n".join(m.value for m in at.markdown)
     for heading in ("### A budget", "### Policies", "### Quality (measured)", "### Compute and memory (counted)"):
         assert heading in text
-    for name in POLICIES:
+    for name in [*POLICIES, *ALLOCATORS]:
         assert f"**`{name}`**" in text
+    assert "### Allocators: spending one total" in text
+    assert "score every pair" in text and "reads every probability" in text  # heads and price are charged
     for metric in ("KL divergence", "Top-1 agreement", "Perplexity", "Density", "Attention FLOPs", "KV cache"):
         assert metric in text
     assert at.selectbox(key="model")  # the shared sidebar controls are drawn on every page

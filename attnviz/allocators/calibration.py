@@ -1,0 +1,77 @@
+"""What the calibrating allocators (``marginal``, ``duo``) share: the shipped texts they calibrate on,
+and a disk cache of their measurements per model, text and length.
+
+A calibration text is another text than the one evaluated (one text would flatter its own allocation).
+``auto`` means ``rivers`` (shipped for this), or ``lighthouses`` when ``rivers`` is the text evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SHIPPED_TEXTS", "CALIBRATION_CHOICES", "shipped_text", "calibration_name", "cached_arrays"]
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SHIPPED_TEXTS = tuple(sorted(p.stem for p in DATA.glob("*.txt")))
+"""Names of the texts shipped in ``attnviz/data`` (``lighthouses``, ``rivers``)."""
+
+CALIBRATION_CHOICES = ("auto", *SHIPPED_TEXTS)
+_FORMAT = 1  # bump when what is measured changes: old cache files are then ignored
+
+
+def shipped_text(name: str) -> str:
+    """The shipped text ``name`` (a stem of ``attnviz/data/*.txt``)."""
+    return (DATA / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def calibration_name(choice: str, evaluated_ids, lm, n_tokens: int) -> str:
+    """The shipped text a calibration runs on: ``choice``, or for ``auto`` the first of ``rivers``,
+    ``lighthouses`` whose first ``n_tokens`` tokens are not the evaluated ids ``(1, n)``."""
+    if choice != "auto":
+        return choice
+    from ..measure.reference import encode_for
+
+    for name in ("rivers", "lighthouses"):
+        ids = encode_for(lm, shipped_text(name), n_tokens).ids
+        if evaluated_ids is None or ids.shape != evaluated_ids.shape or not bool((ids == evaluated_ids).all()):
+            return name
+    return "rivers"
+
+
+def _cache_dir() -> Path:
+    from ..models.gguf_cache import cache_root
+
+    return cache_root() / "calibration"
+
+
+def cached_arrays(kind: str, lm, text_name: str, n_tokens: int, compute: Callable[[], dict[str, np.ndarray]]
+                  ) -> dict[str, np.ndarray]:
+    """``compute()``'s arrays, cached on disk per ``kind``, model weights, text and length.
+
+    A damaged or unwritable cache is ignored (computed again); writes are atomic (a temporary file renamed).
+    """
+    key = json.dumps([_FORMAT, kind, lm.name, lm.weights, text_name, hashlib.sha256(
+        shipped_text(text_name).encode()).hexdigest(), n_tokens])
+    path = _cache_dir() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    try:
+        with np.load(path) as got:
+            return {k: got[k] for k in got.files}
+    except (OSError, ValueError, KeyError, EOFError):
+        pass
+    arrays = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only disk: the next call measures again
+    return arrays
