@@ -59,12 +59,28 @@ page_param("sp_avg", False, lambda s: s.lower() in ("1", "true", "yes"))
 analysis = load_analysis(controls, layer=SHARED_LAYER)  # the start page's reference: no second forward
 
 
-def _fmt(v) -> str:
+def _fmt(v) -> str | None:
+    """A plan's fact in a few characters: numbers and short lists as they are, long lists by their range; None for
+    tables (per layer and head), which the figures show."""
     if isinstance(v, float):
         return f"{v:.3g}"
-    if isinstance(v, list | tuple) and len(v) > 12:
-        return f"{len(v)} values from {min(v)} to {max(v)}"
+    if isinstance(v, list | tuple):
+        if any(isinstance(x, list | tuple) for x in v):
+            return None
+        if len(v) > 12:
+            return f"{len(v)} values from {_fmt(min(v))} to {_fmt(max(v))}"
     return str(v)
+
+
+def calibration_progress():
+    """A progress callback that shows a bar only once an allocator reports calibration (most never do)."""
+    slot = st.empty()
+
+    def progress(done: int, total: int) -> None:
+        slot.progress(done / max(1, total), text=f"Calibrating the allocator… {done}/{total} reruns of the model "
+                                                 "(once per model and calibration text, then kept on disk)")
+
+    return slot, progress
 
 
 def price_control(cls, col) -> float:
@@ -116,9 +132,12 @@ if analysis is not None:
 
         def run():
             validate_budgets([uniform_b, alloc_b], causal=True)  # a refused combination: one line, no pass
+            plan_budgets(ref.lm, ref, [alloc_b], progress=progress)  # a calibration shows its bar; then it is kept
             return spent_rows(controls.model, controls.text, controls.max_tokens, ref, [uniform_b, alloc_b])
 
+        slot, progress = calibration_progress()
         rows = attempt(run, "This combination")
+        slot.empty()
         if rows is None:
             return
         uni, mine = rows
@@ -169,9 +188,10 @@ if analysis is not None:
             st.plotly_chart(allocation_map(b, f"{allocator}: spent where it chose", zmax=zmax), width="stretch")
         st.caption("Darker = more links kept. Each cell is one layer and head: the share of the links its words may "
                    "make that it kept. Uniform is flat: every layer and head keeps the same share.")
-        facts = {k: v for k, v in mine.plan.items() if k not in ("curve_keys", "curve_kl")}
+        facts = {k: _fmt(v) for k, v in mine.plan.items() if not k.startswith("curve_")}
+        facts = {k: v for k, v in facts.items() if v is not None}
         if facts:
-            st.caption("What the allocator decided: " + "; ".join(f"{k} = {_fmt(v)}" for k, v in facts.items()))
+            st.caption("What the allocator decided: " + "; ".join(f"{k} = {v}" for k, v in facts.items()))
 
     def show_price(mine) -> None:
         demand = demand_of_reference(ref)
@@ -227,19 +247,25 @@ if analysis is not None:
         n_min = min(r.n_tokens for r in refs.values())
         totals = frontier_totals(n_min, keys)
         chosen = {name: (alloc if name == allocator else cls()) for name, cls in ALLOCATORS.items()}
-        budgets, names, refused = [], [], []
+        budgets, names, refused = [], [], {}
+        slot, progress = calibration_progress()
         for name, a_obj in chosen.items():
-            mine = [Budget(pol, keys=k, allocator=a_obj) for k in totals]
-            try:
-                validate_budgets(mine, causal=True)
-                plan_budgets(ref.lm, ref, mine[:1])
-            except BudgetError as exc:
-                refused.append(f"{name} ({exc})")
-                continue
-            budgets += mine
-            names += [name] * len(mine)
-        if refused:
-            st.caption("Left out, refused with this policy: " + "; ".join(refused))
+            for k in totals:
+                b = Budget(pol, keys=k, allocator=a_obj)
+                try:
+                    validate_budgets([b], causal=True)
+                    for r in refs.values():  # a total an allocator refuses on one text is left out on all
+                        plan_budgets(ref.lm, r, [b], progress=progress)
+                except BudgetError as exc:
+                    refused.setdefault(name, []).append((k, str(exc)))
+                    continue
+                budgets.append(b)
+                names.append(name)
+        slot.empty()
+        if refused:  # one clause per allocator: its totals left out, and why (the first reason)
+            st.caption("Left out: " + "; ".join(
+                f"{name}{'' if len(ks) == len(totals) else ' at K = ' + ', '.join(str(k) for k, _ in ks)} "
+                f"({ks[0][1]})" for name, ks in refused.items()))
         bar = st.progress(0.0, text="Rerunning the model…")
         per_text = []
         for i, (name, text) in enumerate(texts.items()):

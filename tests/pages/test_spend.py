@@ -111,7 +111,29 @@ def test_the_frontier_runs_only_when_asked():
     assert not at.exception and not at.error
     frontier = charts(at)[-1]
     names = {t["name"] for t in frontier["data"]}
-    assert {"uniform", "pyramid", "heads", "price", "efficient (Pareto) point"} <= names
+    assert {"uniform", "pyramid", "heads", "price", "marginal", "efficient (Pareto) point"} <= names
+    assert any(c.value.startswith("Left out: duo (allocator 'duo'") for c in at.caption)  # it needs sink_window
+
+
+def test_marginal_draws_each_layer_s_value_curve_with_the_water_level():
+    """Drawn from the row's plan (curve_keys, curve_kl, layer_keys, water_level), not from the allocator's name."""
+    at = run_page("spend", sp_alloc="marginal")
+    assert not at.exception and not at.error
+    curves = charts(at)[2]
+    assert curves["layout"]["title"]["text"].startswith("What each layer's keys are worth")
+    assert "water level" in curves["layout"]["title"]["text"]
+    assert sum(t["name"].startswith("layer ") for t in curves["data"]) == 30
+    assert at.selectbox(key="sp_alloc.marginal.calibration").value == "auto"
+
+
+def test_duo_with_its_own_policy_runs_and_with_another_is_one_line():
+    at = run_page("spend", sp_alloc="duo", sp_k=8)
+    assert not at.exception and len(at.error) == 1 and "needs policy sink_window" in at.error[0].value
+    at.selectbox(key="sp_policy").set_value("sink_window").run()
+    assert not at.exception and not at.error
+    assert len(at.metric) == 8
+    at.slider(key="sp_k").set_value(4).run()  # no room beside S=4 sinks: one line again
+    assert not at.exception and len(at.error) == 1 and "needs more keys than sinks" in at.error[0].value
 
 
 def test_the_start_page_links_here():
