@@ -28,6 +28,7 @@ from ui.show import attempt, flow_row, live_area, load_analysis, pct
 from ui.state import page_param, remember, shared_controls, sync_url
 
 PREFIX = "sp_"
+DEFAULT_POLICY = "topk"  # which links fill each count, unless the link says: the strongest
 HALF_MIN_PX = 420  # the two maps side by side in a 1400 px window with the sidebar open; narrower, they stack
 SHIPPED = {"lighthouses": "lighthouses.txt", "rivers": "rivers.txt"}
 # The price slider: "auto" (0: the price that spends the total) or a price from 1e-5 to 1, 8 steps a decade.
@@ -50,9 +51,9 @@ POLICY_NAMES = [name for name, cls in POLICIES.items() if not cls.reference]
 allocator = page_param("sp_alloc", "price" if "price" in ALLOCATOR_NAMES else ALLOCATOR_NAMES[0])
 if allocator not in ALLOCATOR_NAMES:
     st.session_state["sp_alloc"] = allocator = ALLOCATOR_NAMES[0]
-policy = page_param("sp_policy", "topk")
+policy = page_param("sp_policy", DEFAULT_POLICY)
 if policy not in POLICY_NAMES:
-    st.session_state["sp_policy"] = policy = "topk"
+    st.session_state["sp_policy"] = policy = DEFAULT_POLICY
 page_param("sp_k", 4, int)
 page_param("sp_avg", False, lambda s: s.lower() in ("1", "true", "yes"))
 
@@ -125,7 +126,7 @@ if analysis is not None:
     alloc = attempt(lambda: plugin_controls(alloc_cls, PREFIX, cols[1:2] if own else cols[:2], group=ALLOCATOR,
                                             skip=own, values=own), "The allocator")
     pol = attempt(lambda: policy_controls(pol_cls, prefix=PREFIX, columns=[cols[-1]]), "The policy")
-    sync_url(sp_k=keys, sp_alloc=allocator, sp_policy=None if policy == "topk" else policy)
+    sync_url(sp_k=keys, sp_alloc=allocator, sp_policy=None if policy == DEFAULT_POLICY else policy)
 
     def spend_view() -> None:
         uniform_b, alloc_b = Budget(pol, keys=keys), Budget(pol, keys=keys, allocator=alloc)
