@@ -37,13 +37,10 @@ PRICES = [0.0, *(float(f"{p:.3g}") for p in np.logspace(-5, 0, 41))]
 controls = shared_controls(causal_only=True)
 st.title("Spend one budget")
 st.markdown(
-    "A language model reads a text word by word, and each word **looks back** at earlier words to decide what "
-    "comes next. Every look costs work and memory, so treat looks as a **scarce resource**: a total **budget** of "
-    "looks for the whole model (many layers, each with several heads, each word in each of them). "
-    "**Uniform** spending gives every word in every layer and head the same number K. An **allocator** spends the "
-    "*same total* unevenly: more where looks are worth more, less where they are worth little, like a market "
-    "setting one **price** for attention. Does that buy better answers? Move the total and see. "
-    "**Measured** numbers come from rerunning the real model; **counted** ones from counting kept links."
+    "Each word a language model reads **looks back** at earlier words, in every layer and head of the model, and "
+    "every look costs work and memory: looks are a **scarce resource**. **Uniform** spending gives every word the "
+    "same K looks everywhere. An **allocator** spends the *same total* unevenly, more where looks are worth more, "
+    "like a market setting one **price** for attention. Does that buy better answers? Move the total and see."
 )
 
 ALLOCATOR_NAMES = [name for name, cls in ALLOCATORS.items() if not cls.uniform]
@@ -104,7 +101,7 @@ if analysis is not None:
     n, shape = ref.n_tokens, ref.shape
     query_rows = shape.layers * shape.q_heads * n
     with flow_row():
-        st.slider("Total budget: links each word may keep, as uniform K", 1, max(2, n), key="sp_k",
+        st.slider("Total budget, as uniform K", 1, max(2, n), key="sp_k",
                   on_change=remember, args=("sp_k",),
                   help="The total is what uniform K would spend on this text: every word keeps its K strongest "
                        "links in every layer and head (or all of them if it has fewer). The allocator spends the "
@@ -213,13 +210,16 @@ if analysis is not None:
         uq, mq = uni.quality, mine.quality
         st.markdown("##### What this text says")
         st.markdown(compare_sentence(allocator, keys, mq.kl, uq.kl, mine.density, uni.density))
-        starved = tau = None
+        starved = tau = scarce = None
         if isinstance(alloc, Price):
+            demand = demand_of_reference(ref)
             tau = alloc.tau if alloc.tau > 0 else mine.plan.get("tau")
-            starved = starved_rows(demand_of_reference(ref), tau, query_rows) if tau else None
+            starved = starved_rows(demand, tau, query_rows) if tau else None
+            tight = demand.price_for(uniform_keys_per_query(n, 1) * query_rows, 0)  # one key per query, no floor
+            scarce = (tight, starved_rows(demand, tight, query_rows))
         share = mine.allocation.numpy()
         st.markdown(floor_sentence(starved, alloc.floor_keys(keys) if isinstance(alloc, Price) else None, tau,
-                                   float(share.min()), float(share.max())))
+                                   float(share.min()), float(share.max()), scarce))
         st.markdown(mass_sentence(allocator, mq.mass_kept, uq.mass_kept, mq.kl, uq.kl))
 
     def show_frontier() -> None:

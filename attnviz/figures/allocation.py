@@ -129,11 +129,15 @@ def value_curves(curve_keys, curve_kl, layer_keys: Sequence[float] | None = None
 def allocator_frontier(points: Sequence[Mapping], x_title: str = "density: share of pairs kept (counted)",
                        y_title: str = "KL divergence to full (nats, measured; lower is better)",
                        title: str = "One total, spent differently: quality against density",
-                       log_x: bool = True, height: int = 560) -> go.Figure:
+                       log_x: bool = True, log_y: bool = True, height: int = 560) -> go.Figure:
     """:func:`~attnviz.figures.budget.frontier_plot` with one curve per allocator (each point's ``policy`` names
     its curve), efficient points ringed; points with ``y_lo``/``y_hi`` (the range over texts) get error bars
-    from ``y_lo`` to ``y_hi`` around their ``y`` (the mean)."""
+    from ``y_lo`` to ``y_hi`` around their ``y`` (the mean).  ``log_y``: a log quality axis (KL spans decades
+    from scarce to generous totals) when every value is above 0."""
     fig = frontier_plot(points, x_title, y_title, log_x=log_x, title=title, height=height)
+    if log_y and points and all(float(p.get("y_lo", p["y"])) > 0 for p in points):
+        fig.layout.yaxis.type = "log"
+        fig.layout.yaxis.title.text = f"{y_title}, log scale"
     if any("y_lo" in p for p in points):
         for trace in fig.data:
             mine = sorted((p for p in points if plotly_text(str(p["policy"])) == trace.name),

@@ -116,17 +116,27 @@ def compare_sentence(name: str, keys: int, kl_alloc: float, kl_uniform: float, d
 
 
 def floor_sentence(starved: float | None, floor_keys: int | None, tau: float | None, min_share: float,
-                   max_share: float) -> str:
+                   max_share: float, scarce: tuple[float, float] | None = None) -> str:
     """Why a floor matters under scarcity: the share of query rows a price alone would starve (counted on the full
-    run), and the poorest and richest layer–head's share kept (counted)."""
+    run), and the poorest and richest layer–head's share kept (counted).
+
+    ``scarce``: ``(price, starved share)`` at the price that spends the scarcest total (K = 1) with no floor,
+    said when the current price starves almost no row.
+    """
     text = ("**Why a floor matters under scarcity.** An uneven allocation leaves some queries poorer than uniform "
             f"would: here the poorest layer and head keeps {min_share:.1%} of its links and the richest "
             f"{max_share:.1%}.")
-    if starved is not None and tau is not None:
+    if starved is not None and tau is not None and starved >= 0.005:
         text += (f" At the price τ = {tau:.3g}, {starved:.1%} of all queries (over every layer and head) have no key "
                  f"worth that much: without a floor they would keep nothing, and a query with no key has no "
                  f"answer at all. The floor gives each its best {floor_keys} first, a safety net paid for out of "
                  "the same total.")
+    elif starved is not None and tau is not None:
+        text += f" At the price τ = {tau:.3g} almost every query has a key worth that much, so the floor costs little."
+        if scarce is not None:
+            text += (f" Under scarcity it is another story: at the price that spends a total of one key per query "
+                     f"(τ = {scarce[0]:.3g}) {scarce[1]:.1%} of all queries would keep nothing without a floor; "
+                     f"the floor (here each query's best {floor_keys}) is their safety net.")
     else:
         text += (" A query left with too few keys loses the one word it needed; a floor (each query's best few "
                  "keys first, as `price` has) is a safety net paid for out of the same total.")

@@ -293,7 +293,7 @@ def test_the_spend_slider_changes_the_numbers_and_the_map(page, server):
     assert_no_failure(page, server, "spend page")
     before, maps = metric_values(page), page.evaluate(_MAP_CELLS)
     assert len(before) == 8
-    slider = page.get_by_role("slider", name="Total budget: links each word may keep, as uniform K")
+    slider = page.get_by_role("slider", name="Total budget, as uniform K")
     slider.focus()
     slider.press("ArrowRight")
     after = wait_for_metrics_change(page, before)

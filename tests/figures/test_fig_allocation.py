@@ -54,6 +54,8 @@ def test_the_allocator_frontier_rings_efficient_points_and_shows_the_range():
     assert {"uniform", "price", "efficient (Pareto) point"} <= set(by_name)
     assert list(by_name["uniform"].error_y.array) == pytest.approx([0.2])
     assert list(by_name["uniform"].error_y.arrayminus) == pytest.approx([0.1])
-    assert fig.layout.xaxis.type == "log"
+    assert fig.layout.xaxis.type == fig.layout.yaxis.type == "log"
+    zero = allocator_frontier([{**points[0], "y_lo": 0.0}, points[1]])
+    assert zero.layout.yaxis.type != "log"  # a KL of 0 (every key kept) cannot sit on a log axis
     plain = allocator_frontier([{k: v for k, v in p.items() if not k.startswith("y_")} for p in points])
     assert all(t.error_y.array is None for t in plain.data)

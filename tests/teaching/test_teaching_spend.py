@@ -77,5 +77,7 @@ def test_the_sentences_carry_the_numbers():
     floor = floor_sentence(0.093, 2, 0.0245, 0.167, 1.0)
     assert "9.3% of all queries" in floor and "best 2 first" in floor and "16.7%" in floor
     assert "τ" not in floor_sentence(None, None, None, 0.1, 0.2)
+    calm = floor_sentence(0.0, 1, 0.0371, 0.05, 0.43, scarce=(0.2, 0.31))
+    assert "costs little" in calm and "(τ = 0.2) 31.0% of all queries would keep nothing" in calm
     assert "yet the one keeping more mass drifts more" in mass_sentence("heads", 0.98, 0.95, 0.3, 0.2)
     assert "also drifts less" in mass_sentence("heads", 0.98, 0.95, 0.1, 0.2)
