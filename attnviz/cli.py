@@ -19,6 +19,7 @@ from .measure.frontier import row_label
 from .params import ParamError
 from .plugins import PluginError, load_plugins
 from .policies import POLICIES
+from .presses import PRESSES
 from .text import DEFAULT_MAX_TOKENS, TextError
 
 __all__ = ["main", "budgets_from_args", "allocators_from_args"]
@@ -40,6 +41,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _compression(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got '{text}'") from None
+    if math.isnan(value) or not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (the share removed), got {text}")
     return value
 
 
@@ -76,6 +87,16 @@ def _policies_help() -> str:
     return "\n".join(lines)
 
 
+def _presses_help() -> str:
+    """Every registered press, the kvpress class it reproduces, and its parameters, for ``press --help``."""
+    lines = ["presses:"]
+    for name, cls in PRESSES.items():
+        lines.append(f"  {name:<19} {cls.summary} (kvpress {cls.kvpress_class or '-'})")
+        for p in cls.parameters():
+            lines.append(f"  {'':<19}   --param {p.name}=VALUE  {p.help or ''} ({p.allowed()}; default {p.default})")
+    return "\n".join(lines)
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="python -m attnviz", description="attnviz: attention budgets on real transformers")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -104,6 +125,25 @@ def _parser() -> _Parser:
                     help=f"cap on the text length in tokens (default {DEFAULT_MAX_TOKENS})")
     sw.add_argument("--batch-size", type=_positive_int, default=None, help="budgets per batched forward")
     sw.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    pr = sub.add_parser("press", help="compress a context's KV cache with a press (as NVIDIA kvpress) and "
+                                      "measure the continuation", epilog=_presses_help(),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("--model", default="smollm2", help="smollm2 (default) or a causal Hugging Face id / folder")
+    psrc = pr.add_mutually_exclusive_group()
+    psrc.add_argument("--text", help="the text: its first C tokens are the context, the rest the continuation")
+    psrc.add_argument("--text-file", type=Path, help="a UTF-8 file with the text")
+    pr.add_argument("--context", type=_positive_int, required=True, metavar="C",
+                    help="context length in tokens (shorter than the text)")
+    pr.add_argument("--press", required=True, help=f"one of: {', '.join(PRESSES)}")
+    pr.add_argument("--ratio", type=_compression, action="append", default=[], metavar="R",
+                    help="compression ratio in [0, 1): the share of the context's cache removed, as in kvpress "
+                         "(repeatable; one row each)")
+    pr.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
+                    help="a parameter of the press (repeatable; see the list below)")
+    pr.add_argument("--max-tokens", type=_positive_int, default=DEFAULT_MAX_TOKENS,
+                    help=f"cap on the text length in tokens (default {DEFAULT_MAX_TOKENS})")
+    pr.add_argument("--positions", action="store_true", help="list every kept position per layer and KV head")
+    pr.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bench = sub.add_parser("bench", help="benchmark ratios against transformers' eager attention")
     bench.add_argument("--tokens", type=_positive_int, nargs="+", default=[128, 512])
     bench.add_argument("--repeat", type=_positive_int, default=3, help="tries per figure (median)")
@@ -243,6 +283,57 @@ def _sweep(args) -> int:
     return 0
 
 
+def _press_table(result: dict) -> str:
+    lines = [f"{result['model']}: {result['n_tokens']} tokens, context {result['context']} ({result['weights']})",
+             f"{'press':<20} {'ratio':>6} {'kept':>8} {'KL':>9} {'top1':>7} {'ppl':>9} {'ppl_full':>9} {'KV MB':>8}"]
+    for row in result["rows"]:
+        q, c = row["quality"], row["compute"]
+        lines.append(f"{row['press']:<20} {row['compression_ratio']:>6.2f} {row['kept']:>8.1f} {q['kl']:>9.4f} "
+                     f"{q['top1']:>7.3f} {q['ppl']:>9.2f} {q['ppl_full']:>9.2f} {c['kv_bytes'] / 2**20:>8.2f}")
+    lines.append("kept and KV MB are counted; KL, top1 and ppl are measured over the continuation's predictions.")
+    return "\n".join(lines)
+
+
+def _press(args) -> int:
+    text = _read_text(args)
+    if not text.strip():
+        raise TextError("the text is empty: give some text to analyse")
+    press = PRESSES.from_text(args.press, dict(_params_list(args.param)))
+    if not args.ratio:
+        raise UsageError("give at least one --ratio R (the share of the context's cache removed)")
+    press.validate(args.context)
+    from .measure.passes import encode_for, reference_pass
+    from .measure.press import check_context, press_pass
+    from .models import load_model
+
+    _quiet_libraries()
+    lm = load_model(args.model)
+    if not lm.causal:
+        raise BudgetError(f"model {args.model} is an encoder: pressing a KV cache needs a causal model")
+    encoded = encode_for(lm, text, args.max_tokens)
+    check_context(args.context, encoded.n_tokens, [press])
+    _progress(f"model {lm.name} loaded in {lm.load_seconds:.1f} s: {lm.weights}")
+    ref = reference_pass(lm, encoded)
+    rows = press_pass(lm, ref, args.context, [(press, r) for r in args.ratio],
+                      progress=lambda done, total: _progress(f"press: {done}/{total} ratios"))
+    result = {"model": lm.name, "weights": lm.weights, "n_tokens": encoded.n_tokens,
+              "truncated_from": encoded.truncated_from, "context": args.context,
+              "note": "kept and kv_bytes are counted; quality is measured over the predictions at positions "
+                      "C-1 .. n-2; seconds is the measured wall time of a masked (simulated) continuation",
+              "rows": [r.to_json(positions=args.positions) for r in rows]}
+    print(json.dumps(result) if args.json else _press_table(result))
+    return 0
+
+
+def _params_list(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise UsageError(f"parameter {name} is given twice")
+        seen.add(name)
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input or a model that cannot load)."""
     from .models import ModelLoadError
@@ -252,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "press":
+            return _press(args)
         from .bench import run_bench
 
         return run_bench(tokens=args.tokens, repeat=args.repeat, as_json=args.json)

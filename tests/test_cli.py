@@ -308,3 +308,58 @@ def test_subprocess_bad_budget_exit_2():
     assert proc.stdout == ""
     line = _single_error_line(proc.stderr)
     assert line.startswith("attnviz: error:") and "1.5" in line
+
+
+# --------------------------------------------------------------------------- python -m attnviz press
+
+LONG = (TEXT + " ") * 4
+
+
+def test_press_json_rows(use_model, capsys, smollm2):
+    rc = main(["press", "--text", LONG, "--context", "40", "--press", "snapkv", "--param", "window_size=16",
+               "--ratio", "0.5", "--ratio", "0.75", "--positions", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and err.strip()
+    result = json.loads(out)
+    assert set(result) >= {"model", "weights", "n_tokens", "context", "rows"} and result["context"] == 40
+    first, second = result["rows"]
+    assert set(first) >= {"press", "compression_ratio", "params", "kept", "kept_full", "quality", "compute"}
+    assert first["params"] == {"window_size": 16, "kernel_size": 5}
+    assert (first["kept"], second["kept"], first["kept_full"]) == (20, 10, 40)
+    assert set(first["quality"]) == {"kl", "top1", "ppl", "ppl_full"}
+    assert set(first["compute"]) == {"kv_bytes", "kv_bytes_full", "seconds"}
+    assert 0 < first["quality"]["kl"] < second["quality"]["kl"]
+    assert len(first["kept_positions"]) == L and all(len(h) == 20 for layer in first["kept_positions"] for h in layer)
+    n = result["n_tokens"]
+    assert first["compute"]["kv_bytes"] == (20 + n - 40) * KV_PER_KEY
+
+
+def test_press_help_lists_presses_with_their_kvpress_classes(capsys):
+    with pytest.raises(SystemExit):
+        main(["press", "--help"])
+    out = capsys.readouterr().out
+    for words in ("streaming_llm", "SnapKVPress", "expected_attention", "--param window_size=VALUE", "adakv"):
+        assert words in out
+
+
+PRESS_BAD = {
+    "unknown press": (["--press", "nope", "--context", "10", "--ratio", "0.5"], "nope"),
+    "unknown parameter": (["--press", "snapkv", "--context", "70", "--ratio", "0.5", "--param", "x=1"], "x"),
+    "ratio 1": (["--press", "knorm", "--context", "10", "--ratio", "1"], "[0, 1)"),
+    "ratio -0.1": (["--press", "knorm", "--context", "10", "--ratio", "-0.1"], "[0, 1)"),
+    "no ratio": (["--press", "knorm", "--context", "10"], "--ratio"),
+    "context too long": (["--press", "knorm", "--context", "5000", "--ratio", "0.5"], "shorter than the text"),
+    "context too short for the window": (["--press", "snapkv", "--context", "30", "--ratio", "0.5"],
+                                         "window_size=64"),
+    "context too short for the sinks": (["--press", "streaming_llm", "--context", "3", "--ratio", "0.5"],
+                                        "n_sink=4"),
+    "encoder": (["--model", "minilm", "--press", "knorm", "--context", "10", "--ratio", "0.5"], "causal"),
+}
+
+
+@pytest.mark.parametrize("args,needle", PRESS_BAD.values(), ids=PRESS_BAD.keys())
+def test_press_bad_input_exits_2_with_one_line(use_model, capsys, args, needle):
+    rc = main(["press", "--text", LONG, "--json", *args])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
+    assert needle in _single_error_line(err)
