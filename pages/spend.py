@@ -142,7 +142,7 @@ if analysis is not None:
         show_side_by_side(uni, mine)
         show_maps(uni, mine)
         if isinstance(alloc, Price):
-            show_price(mine)
+            show_price(mine, uni.density)
         plan = mine.plan
         if {"curve_keys", "curve_kl"} <= set(plan):
             st.markdown("##### What each layer's keys are worth")
@@ -191,7 +191,7 @@ if analysis is not None:
         if facts:
             st.caption("What the allocator decided: " + "; ".join(f"{k} = {v}" for k, v in facts.items()))
 
-    def show_price(mine) -> None:
+    def show_price(mine, uni_density: float) -> None:
         demand = demand_of_reference(ref)
         floor_keys = alloc.floor_keys(keys)
         prices, per_query = demand_points(demand, floor_keys, query_rows)
@@ -201,6 +201,10 @@ if analysis is not None:
         st.plotly_chart(demand_curve(prices, per_query, total, price_found=None if alloc.tau > 0 else found,
                                      price_set=alloc.tau if alloc.tau > 0 else None, floor_keys=floor_keys),
                         width="stretch")
+        if alloc.tau > 0:
+            st.info(f"Your price τ = {alloc.tau:.3g} decides the spending: the total slider now only sets the floor "
+                    f"(each word's best {floor_keys} keys). This price buys {mine.density:.2%} of the links against "
+                    f"uniform's {uni_density:.2%}; set the price to 'auto' to spend exactly the total.", icon="🏷️")
         st.caption(f"Counted on the full run: each key's attention probability is its value to its word; at a price "
                    f"τ a word keeps its best {floor_keys} (the floor) plus every key worth at least τ. The higher the "
                    f"price, the fewer keys are bought. The total, {total:.2f} keys per word, is bought at τ = "

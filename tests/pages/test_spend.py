@@ -81,6 +81,7 @@ def test_every_control_round_trips_through_the_link():
     assert at.select_slider(key="sp_alloc.price.tau").value == 0.0178
     assert at.number_input(key="sp_alloc.price.floor").value == 0.5
     assert {k: linked(at, k) for k in price} == price
+    assert at.info[0].value.startswith("Your price τ = 0.0178 decides the spending")
     at.number_input(key="sp_alloc.price.floor").set_value(0.25).run()  # back to the default: out of the link
     assert "sp_alloc.price.floor" not in at.query_params
     # Another allocator's parameters say nothing about this view.
@@ -113,6 +114,16 @@ def test_the_frontier_runs_only_when_asked():
     names = {t["name"] for t in frontier["data"]}
     assert {"uniform", "pyramid", "heads", "price", "marginal", "efficient (Pareto) point"} <= names
     assert any(c.value.startswith("Left out: duo (allocator 'duo'") for c in at.caption)  # it needs sink_window
+
+
+def test_the_frontier_averages_over_the_shipped_texts_with_their_range():
+    at = run_page("spend", sp_avg="1", cap="32")  # two 32-token texts keep it quick
+    at.button(key="sp_frontier_go").click().run()
+    assert not at.exception and not at.error
+    frontier = charts(at)[-1]
+    curves = [t for t in frontier["data"] if t["name"] in ("uniform", "price")]
+    assert len(curves) == 2 and all("error_y" in t for t in curves)  # mean, with the range over the texts
+    assert any(c.value.startswith("Mean over 2 texts (lighthouses: 32 tokens, rivers: 32 tokens)") for c in at.caption)
 
 
 def test_marginal_draws_each_layer_s_value_curve_with_the_water_level():
