@@ -7,6 +7,7 @@ reference + budgets the command line prints.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, as_completed
@@ -90,8 +91,11 @@ def shared_prefix(lm, ref: Reference, budgets: Sequence[Budget], capture: Captur
 
 def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture = None,
                 batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
-                observers: Sequence = (), pack: bool | None = None) -> list[Row]:
+                observers: Sequence = (), pack: bool | None = None, first: int = 0) -> list[Row]:
     """Evaluate ``budgets`` against ``ref``; one :class:`Row` each, in the order given.
+
+    Quality counts the predictions made at positions ``first .. n-2`` (default: all of them; a press's
+    continuation starts at ``C-1``).
 
     Budgets are validated for the model before any work (a
     :class:`~attnviz.budget.BudgetError` names the policy and reason).
@@ -135,8 +139,8 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     def run(idx: list[int]) -> list[Row]:
         chunk = [budgets[i] for i in idx]
         if pack:
-            return _run_packed(lm, ref, chunk, [prefix[i] for i in idx], capture=capture)[1]
-        return _run_batch(lm, ref, chunk, capture, observers)
+            return _run_packed(lm, ref, chunk, [prefix[i] for i in idx], capture=capture, first=first)[1]
+        return _run_batch(lm, ref, chunk, capture, observers, first)
 
     pool = side_by_side() if pack and len(chunks) > 1 and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
     for idx, got in _each_pass(run, chunks, pool, [ref.n_tokens - p for p in prefix]):
@@ -219,7 +223,7 @@ def _packed_groups(n: int, prefixes: list[int], reserved: int = 0, max_budgets: 
     return groups + [cur] if cur else groups
 
 
-def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | None, int]]
+def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | None, int]], first: int = 0
                       ) -> list[tuple[CausalSums, torch.Tensor]]:
     """Quality sums and top-1 per position of budgeted runs whose first ``prefix`` tokens equal the full run.
 
@@ -228,7 +232,8 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
     recomputed).  Positions before ``prefix`` predict exactly as the full run.
     The output layer runs for every piece's positions together, in groups of
     :data:`ROW_GROUP` rows and chunks of the vocabulary (see
-    :func:`~attnviz.measure.metrics.next_token_terms`).
+    :func:`~attnviz.measure.metrics.next_token_terms`).  The sums count the predictions made at positions
+    ``first .. n-2`` (a press's continuation); top-1 covers every position.
     """
     n = ref.n_tokens
     targets = ref.ids[0, 1:]
@@ -249,10 +254,11 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
     out, at = [], 0
     for s in starts:
         sums = CausalSums()
-        sums.add_identical(ref.next.target_logp[:s])
+        sums.add_identical(ref.next.target_logp[first:s])
         m = n - 1 - s
         if m:
-            sums.add_terms(kl[at:at + m], top1[at:at + m], ref.top1[s:], nll[at:at + m])
+            skip = max(0, first - s)  # recomputed positions before `first` are not counted
+            sums.add_terms(kl[at + skip:at + m], top1[at + skip:at + m], ref.top1[s + skip:], nll[at + skip:at + m])
             out.append((sums, torch.cat([ref.top1[:s], top1[at:at + m]])))
         else:
             out.append((sums, ref.top1.clone()))
@@ -261,7 +267,8 @@ def _causal_qualities(lm, ref: Reference, pieces: Sequence[tuple[torch.Tensor | 
 
 
 def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[int],
-                encoded: Encoded | None = None, capture: Capture = None) -> tuple[Reference, list[Row]]:
+                encoded: Encoded | None = None, capture: Capture = None, first: int = 0
+                ) -> tuple[Reference, list[Row]]:
     """One packed pass (see :func:`budget_pass`): the reference and the rows in the order of ``chunk``.
 
     With ``ref`` None the full run of ``encoded`` joins the pass as its first
@@ -292,7 +299,7 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
                         hidden=hidden[:n], stats=run.stats[0], seconds=0.0,
                         shape=model_shape(lm.model), dense_params=linear_params(lm.model), kv=kv,
                         queries=[run.queries[layer] for layer in range(len(run.queries))])
-    first = len(parts) - len(live)  # the reference's segment, if any, comes first
+    reference_first = len(parts) - len(live)  # the reference's segment, if any, comes first
     stats = [RowStats() for _ in chunk]
     pieces = [(None, p) for p in prefixes]
     weights, keeps = [{} for _ in chunk], [{} for _ in chunk]  # captured, per budget
@@ -302,21 +309,23 @@ def _run_packed(lm, ref: Reference | None, chunk: list[Budget], prefixes: list[i
         for layer in layers:
             weights[i][layer], keeps[i][layer] = ref.weights[layer], full_keep
     for j, i in enumerate(live):
-        seg = segments[first + j]
-        stats[i] = run.stats[first + j]
+        seg = segments[reference_first + j]
+        stats[i] = run.stats[reference_first + j]
         pieces[i] = (hidden[seg.start:seg.start + seg.length], prefixes[i])
         for layer in layers:
-            weights[i][layer], keeps[i][layer] = run.weights[layer][first + j], run.keep_masks[layer][first + j]
-    qualities = _causal_qualities(lm, ref, pieces)
-    seconds = (time.perf_counter() - t0) / (len(chunk) + first)
-    if first:
+            weights[i][layer], keeps[i][layer] = (run.weights[layer][reference_first + j],
+                                                  run.keep_masks[layer][reference_first + j])
+    qualities = _causal_qualities(lm, ref, pieces, first)
+    seconds = (time.perf_counter() - t0) / (len(chunk) + reference_first)
+    if reference_first:
         ref.seconds = seconds
-    rows = [_make_row(ref, budget, stat, p, sums, top1, seconds, weights[i], keeps[i])
+    rows = [_make_row(ref, budget, stat, p, sums, top1, seconds, weights[i], keeps[i], first)
             for i, (budget, p, stat, (sums, top1)) in enumerate(zip(chunk, prefixes, stats, qualities, strict=True))]
     return ref, rows
 
 
-def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observers: Sequence) -> list[Row]:
+def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observers: Sequence, first: int = 0
+               ) -> list[Row]:
     n = ref.n_tokens
     p = shared_prefix(lm, ref, chunk, capture, observers)
     run = BudgetRun(chunk, causal=lm.causal, capture=capture, observers=observers)
@@ -328,21 +337,23 @@ def _run_batch(lm, ref: Reference, chunk: list[Budget], capture: Capture, observ
                                      for k, v in ref.kv]) if p else None
         hidden, _, seconds = run_trunk(lm.model, ref.ids[:, p:].expand(b, -1), run, past)
     if lm.causal:
-        qualities = _causal_qualities(lm, ref, [(None if hidden is None else hidden[b], p) for b in range(len(chunk))])
+        qualities = _causal_qualities(lm, ref, [(None if hidden is None else hidden[b], p) for b in range(len(chunk))],
+                                      first)
     else:  # an encoder recomputes every token (no prefix is reused)
         qualities = [(hidden[b], None) for b in range(len(chunk))]
     return [_make_row(ref, budget, run.stats[b] if hidden is not None else RowStats(), p, *qualities[b],
                       seconds / len(chunk), {layer: w[b] for layer, w in run.weights.items()},
-                      {layer: m[b] for layer, m in run.keep_masks.items()}) for b, budget in enumerate(chunk)]
+                      {layer: m[b] for layer, m in run.keep_masks.items()}, first) for b, budget in enumerate(chunk)]
 
 
 def _make_row(ref: Reference, budget: Budget, stats: RowStats, prefix: int, quality: CausalSums | torch.Tensor,
-              top1: torch.Tensor | None, seconds: float, weights: dict, keep: dict) -> Row:
+              top1: torch.Tensor | None, seconds: float, weights: dict, keep: dict, first: int = 0) -> Row:
     """A budget's :class:`Row`, the one place rows are made.
 
     ``stats`` count the recomputed tokens; the first ``prefix`` tokens kept every key (counted here).
     ``quality``: a causal run's :class:`~attnviz.measure.metrics.CausalSums`, or an encoder's last hidden
-    states ``(n, hidden)``.  ``seconds``: the pass's measured share.
+    states ``(n, hidden)``.  ``seconds``: the pass's measured share.  ``first``: the first position whose
+    prediction the quality counts (the full run's perplexity then counts the same positions).
     """
     n, shape = ref.n_tokens, ref.shape
     heads = shape.layers * shape.q_heads
@@ -350,7 +361,8 @@ def _make_row(ref: Reference, budget: Budget, stats: RowStats, prefix: int, qual
     if prefix >= n:  # nothing recomputed: the full run's cache
         stats.kv_keys = ref.stats.kv_keys
     if isinstance(quality, CausalSums):
-        measured: Quality = quality.result(ref.ppl_full, stats.mass_kept)
+        ppl_full = ref.ppl_full if not first else math.exp(-float(ref.next.target_logp[first:].mean()))
+        measured: Quality = quality.result(ppl_full, stats.mass_kept)
     else:
         measured = encoder_quality(ref.hidden, quality, stats.mass_kept)
     causal = ref.lm.causal

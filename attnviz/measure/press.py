@@ -27,7 +27,7 @@ from .metrics import Quality
 from .passes import budget_pass
 from .reference import Reference
 
-__all__ = ["PressRow", "press_views", "kept_positions", "press_pass", "check_context"]
+__all__ = ["PressRow", "press_views", "kept_positions", "press_pass", "policy_press_pass", "check_context"]
 
 
 @dataclass
@@ -38,29 +38,43 @@ class PressRow:
     ``top1`` ``(n-C,)`` the pressed model's predicted next token at positions ``C-1 .. n-2``.
     """
 
-    press: Press
+    press: Press | None
     ratio: float
     context: int
-    kept_mask: torch.Tensor
+    kept_mask: torch.Tensor | None
     quality: Quality
     kv_bytes: int
     kv_bytes_full: int
     seconds: float
     top1: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
+    budget: Budget | None = None
 
     @property
     def kept(self) -> float:
+        """Mean context positions kept per layer and KV head (a policy: its cache size, at most C)."""
+        if self.kept_mask is None:
+            return float(min(self.budget.policy.cache_size(self.budget, self.context), self.context))
         return float(self.kept_mask.sum(-1).double().mean())
+
+    @property
+    def label(self) -> str:
+        """``snapkv r=0.75``, or a policy's budget label (``window K=32``)."""
+        if self.press is None:
+            return self.budget.label
+        return " ".join([self.press.name, f"r={self.ratio:g}", *self.press.param_labels()])
 
     def to_json(self, positions: bool = False) -> dict:
         """The row of ``python -m attnviz press --json`` (``positions``: every kept position, per layer and head)."""
         q = self.quality
-        row = {"press": self.press.name, "compression_ratio": self.ratio, "params": self.press.params(),
+        if self.press is None:  # one of our evicting policies, reading the context as in Generate
+            row = {"policy": self.budget.name, "keys": self.budget.keys, "params": self.budget.policy.params()}
+        else:
+            row = {"press": self.press.name, "compression_ratio": self.ratio, "params": self.press.params()}
+        row.update({
                "kept": self.kept, "kept_full": self.context,
                "quality": {"kl": q.kl, "top1": q.top1, "ppl": q.ppl, "ppl_full": q.ppl_full},
-               "compute": {"kv_bytes": self.kv_bytes, "kv_bytes_full": self.kv_bytes_full, "seconds": self.seconds}}
-        if positions:
+               "compute": {"kv_bytes": self.kv_bytes, "kv_bytes_full": self.kv_bytes_full, "seconds": self.seconds}})
+        if positions and self.kept_mask is not None:
             row["kept_positions"] = [[torch.nonzero(h).flatten().tolist() for h in layer] for layer in self.kept_mask]
         return row
 
@@ -133,23 +147,6 @@ class _KeptContext(Policy):
     default_keys: ClassVar[int | None] = None
 
 
-def _continuation_quality(row_quality: Quality, ref: Reference, context: int) -> Quality:
-    """A packed row's quality over all ``n-1`` positions, restricted to the continuation's ``C-1 .. n-2``.
-
-    Positions ``0 .. C-2`` equal the full run (KL 0, agreeing, the full run's log-likelihood), so the sums
-    over the continuation are the row's sums less theirs.
-    """
-    n = ref.n_tokens
-    m = n - context
-    full_logp = ref.next.target_logp
-    kl = row_quality.kl * (n - 1) / m
-    agree = row_quality.top1 * (n - 1) - (context - 1)
-    nll = math.log(row_quality.ppl) * (n - 1) + float(full_logp[:context - 1].sum())
-    ppl_full = math.exp(-float(full_logp[context - 1:].sum()) / m)
-    return Quality(kl=max(0.0, kl), top1=min(1.0, max(0.0, round(agree) / m)), ppl=math.exp(nll / m),
-                   ppl_full=ppl_full, mass_kept=row_quality.mass_kept)
-
-
 def press_pass(lm, ref: Reference, context: int, runs: Sequence[tuple[Press, float]],
                progress: Callable[[int, int], None] | None = None) -> list[PressRow]:
     """Each ``(press, ratio)`` on ``ref``'s text with its first ``context`` tokens as the context.
@@ -168,12 +165,45 @@ def press_pass(lm, ref: Reference, context: int, runs: Sequence[tuple[Press, flo
     masks = [kept_positions(press, ratio, views) for press, ratio in runs]
     budgets = [Budget(_KeptContext(ident=f"{i}:{press!r}:{ratio}", context=context, kept=mask))
                for i, ((press, ratio), mask) in enumerate(zip(runs, masks, strict=True))]
-    rows = budget_pass(lm, ref, budgets, progress=progress)
+    rows = budget_pass(lm, ref, budgets, progress=progress, first=context - 1)
     out = []
     for (press, ratio), mask, row in zip(runs, masks, rows, strict=True):
         top1 = row.top1[context - 1:] if row.top1 is not None else None
         out.append(PressRow(press=press, ratio=ratio, context=context, kept_mask=mask,
-                            quality=_continuation_quality(row.quality, ref, context),
+                            quality=row.quality,
                             kv_bytes=row.compute.kv_bytes, kv_bytes_full=row.compute.kv_bytes_full,
                             seconds=row.compute.seconds, top1=top1))
+    return out
+
+
+def policy_press_pass(lm, ref: Reference, context: int, budgets: Sequence[Budget],
+                      progress: Callable[[int, int], None] | None = None) -> list[PressRow]:
+    """Our evicting policies (``window``, ``sink_window``, ``h2o``) beside the presses: each reads the whole text
+    evicting as it goes (as on the Generate page), and its quality counts the same predictions (``C-1 .. n-2``).
+
+    Their cache holds ``K`` keys per KV head throughout (context *and* continuation), so ``kv_bytes`` is what a
+    press's cache of ``kept + n - C`` keys is compared with.  ``kept_mask`` is the context positions held after
+    reading the context for policies that choose by position (None for ``h2o``, whose choice depends on its pass).
+    """
+    if not lm.causal:
+        raise BudgetError("pressing a KV cache needs a causal model")
+    check_context(context, ref.n_tokens)
+    for b in budgets:
+        if not b.policy.evicts:
+            raise BudgetError(f"policy '{b.name}' keeps the whole KV cache: only evicting policies stand beside "
+                              "the presses")
+    rows = budget_pass(lm, ref, budgets, progress=progress, first=context - 1)
+    kv_heads = ref.kv[0][0].shape[1]
+    out = []
+    for b, row in zip(budgets, rows, strict=True):
+        mask = None
+        if not b.policy.decode_needs_attention:
+            from ..policies import LayerView
+
+            held, _ = b.policy.prompt_cache(b, context, kv_heads, LayerView(layer=0, causal=True, group=1))
+            mask = held.unsqueeze(0).expand(len(ref.kv), -1, -1).clone()
+        out.append(PressRow(press=None, ratio=1 - min(1.0, b.policy.cache_size(b, context) / context),
+                            context=context, kept_mask=mask, quality=row.quality, kv_bytes=row.compute.kv_bytes,
+                            kv_bytes_full=row.compute.kv_bytes_full, seconds=row.compute.seconds,
+                            top1=row.top1[context - 1:] if row.top1 is not None else None, budget=b))
     return out

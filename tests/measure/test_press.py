@@ -116,3 +116,18 @@ def test_a_press_and_a_budget_at_once_each_get_their_own_numbers(smollm2, ref):
         assert torch.equal(got[f"press{i}"].kept_mask, alone_press.kept_mask)
         assert got[f"budget{i}"].quality == alone_budget.quality
         assert got[f"budget{i}"].density == alone_budget.density
+
+
+def test_our_evicting_policies_stand_beside_the_presses(smollm2, ref):
+    from attnviz.budget import BudgetError
+    from attnviz.measure.press import policy_press_pass
+
+    window, h2o = policy_press_pass(smollm2, ref, C, [Budget("window", keys=16), Budget("h2o", keys=16)])
+    per_key = 3 * 30 * 2 * 64 * 4
+    assert window.kv_bytes == 16 * per_key and window.kept == 16  # the cache stays at K through the continuation
+    assert window.kept_mask.shape == (30, 3, C) and int(window.kept_mask[0, 0].sum()) == 16
+    assert bool(window.kept_mask[0, 0, -16:].all()) and h2o.kept_mask is None
+    assert window.label == "window K=16" and 0 < h2o.quality.kl < window.quality.kl
+    assert window.to_json()["policy"] == "window" and "press" not in window.to_json()
+    with pytest.raises(BudgetError, match="whole KV cache"):
+        policy_press_pass(smollm2, ref, C, [Budget("topk", keys=16)])
