@@ -192,8 +192,8 @@ if analysis is not None:
             st.caption("What the allocator decided: " + "; ".join(f"{k} = {v}" for k, v in facts.items()))
 
     def show_price(mine, uni_density: float) -> None:
-        demand = demand_of_reference(ref)
         floor_keys = alloc.floor_keys(keys)
+        demand = demand_of_reference(ref, floor_keys)
         prices, per_query = demand_points(demand, floor_keys, query_rows)
         found = alloc.tau if alloc.tau > 0 else mine.plan.get("tau")
         total = uniform_keys_per_query(n, keys)
