@@ -11,7 +11,7 @@ from attnviz.measure.frontier import frontier_rows
 from attnviz.measure.press import policy_press_pass, press_pass
 from attnviz.presses import PRESSES, kept_count
 from ui.cached import SHARED_LAYER, get_press_row, get_pressed_continuation
-from ui.params import drop_other_params, press_controls
+from ui.params import PRESS, drop_other_params, press_controls
 from ui.show import attempt, flow_row, live_area, load_analysis, pct, si, token_legend
 from ui.state import is_kept, page_param, remember, set_value, shared_controls, sync_url
 
@@ -103,7 +103,7 @@ elif analysis is not None:
     ratio = round(float(st.session_state["cp_ratio"]), 4)  # the slider's float steps: 0.5, not 0.5000000001
     cls = PRESSES[name]
     st.caption(f"**{name}** (kvpress {cls.kvpress_class or 'none'}): {cls.summary}")
-    drop_other_params("cp_", [cls])
+    drop_other_params("cp_", [cls], group=PRESS)
     params = cls.parameters()
     # At most three a row: five toggles and boxes side by side cut their labels at 1024 px.
     columns = list(st.columns(min(3, max(2, len(params))))) if params else []

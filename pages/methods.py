@@ -4,6 +4,7 @@ import streamlit as st
 
 from attnviz.allocators import ALLOCATORS
 from attnviz.policies import POLICIES
+from attnviz.presses import PRESSES
 from ui.state import shared_controls
 
 shared_controls()
@@ -55,6 +56,21 @@ for name, allocator in ALLOCATORS.items():
     params = f" Parameters: {params}." if params else ""
     tag = " *(reads every probability: scores every pair)*" if allocator.reads_probabilities else ""
     st.markdown(f"**`{name}`**: {allocator.summary}{tag}{params}  \n{allocator.methods}")
+
+st.markdown(
+    """
+### Presses: compressing a context's KV cache
+A press (as in NVIDIA's [kvpress](https://github.com/NVIDIA/kvpress)) reads a context of C tokens with full
+attention, then keeps max(1, int(C·(1 − r))) of its positions per layer and KV head, where r, kvpress's
+*compression ratio*, is the share **removed**. The rest of the text is read from the compressed cache in one
+teacher-forced pass; its quality (KL, top-1, perplexity) counts the predictions at positions C−1 … n−2.
+Each press below reproduces the kvpress class named with it.
+"""
+)
+for name, press in PRESSES.items():
+    params = ", ".join(f"`{p.name}` = {p.default}" for p in press.parameters())
+    params = f" Parameters: {params}." if params else ""
+    st.markdown(f"**`{name}`** (kvpress `{press.kvpress_class}`): {press.summary}{params}  \n{press.methods}")
 
 st.markdown(
     r"""

@@ -154,5 +154,10 @@ else:
 
     budget_view()
     st.info("Next: **Explore attention** shows every layer and head; **Spend a budget** compares policies "
-            "side by side; **Quality vs compute** maps the whole trade-off; **Compress the cache** presses a "
-            "prompt's KV cache as kvpress does.", icon="➡️")
+            "side by side; **Quality vs compute** maps the whole trade-off; **Spend one budget** spends one total "
+            "unevenly, where attention is worth most; **Compress the cache** presses a prompt's KV cache as kvpress "
+            "does.", icon="➡️")
+    st.page_link("pages/spend.py", label="Spend one budget: the same total, spent where attention is worth most",
+                 icon="⚖️")
+    st.page_link("pages/compress.py", label="Compress the cache: a prompt's KV cache pressed as kvpress does",
+                 icon="🗜️")

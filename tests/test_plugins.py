@@ -200,3 +200,14 @@ def test_the_readme_examples_are_the_tested_plugins():
         code = (PLUGINS / name).read_text(encoding="utf-8").split('"""', 2)[2].strip()
         body = code[code.index("@register"):]
         assert body in readme, name
+
+
+@pytest.mark.model  # the subprocess loads SmolLM2
+def test_a_press_plugin_runs_like_a_builtin_one():
+    done = _cli("press", "--text", (TEXT + " ") * 3, "--context", "30", "--press", "oldest", "--ratio", "0.5",
+                "--positions", "--json", plugins="oldest_press")
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["rows"]
+    assert row["press"] == "oldest" and row["kept"] == 15
+    assert all(h == list(range(15)) for layer in row["kept_positions"] for h in layer)
+    assert "oldest" in _cli("press", "--help", plugins="oldest_press").stdout

@@ -42,28 +42,28 @@ def test_a_ratio_change_changes_the_numbers_and_the_map():
 
 
 def test_every_control_goes_in_the_link_and_comes_back():
-    link = {"cp_context": "6", "cp_press": "snapkv", "cp_param.snapkv.window_size": "2",
-            "cp_param.snapkv.kernel_size": "3", "cp_ratio": "0.3", "cp_new": "2", "cp_gen": "false"}
+    link = {"cp_context": "6", "cp_press": "snapkv", "cp_press.snapkv.window_size": "2",
+            "cp_press.snapkv.kernel_size": "3", "cp_ratio": "0.3", "cp_new": "2", "cp_gen": "false"}
     at = run_page("compress", **link)
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.slider(key="cp_context").value == 6
     assert at.selectbox(key="cp_press").value == "snapkv"
-    assert at.number_input(key="cp_param.snapkv.window_size").value == 2
-    assert at.number_input(key="cp_param.snapkv.kernel_size").value == 3
+    assert at.number_input(key="cp_press.snapkv.window_size").value == 2
+    assert at.number_input(key="cp_press.snapkv.kernel_size").value == 3
     assert at.slider(key="cp_ratio").value == 0.3
     assert at.slider(key="cp_new").value == 2
     assert at.toggle(key="cp_gen").value is False
     assert {k: at.query_params[k] for k in link} == link
     # Changing each control writes it back to the link.
     at.slider(key="cp_context").set_value(8).run()
-    at.number_input(key="cp_param.snapkv.window_size").set_value(4).run()
+    at.number_input(key="cp_press.snapkv.window_size").set_value(4).run()
     at.selectbox(key="cp_press").set_value("adakv").run()
-    at.selectbox(key="cp_param.adakv.scorer").set_value("knorm").run()  # snapkv's window: longer than C
+    at.selectbox(key="cp_press.adakv.scorer").set_value("knorm").run()  # snapkv's window: longer than C
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.query_params["cp_param.adakv.scorer"] == "knorm"
+    assert at.query_params["cp_press.adakv.scorer"] == "knorm"
     assert at.query_params["cp_context"] == "8" and at.query_params["cp_press"] == "adakv"
-    assert not any(k.startswith("cp_param.snapkv") for k in at.query_params)  # another press's parameters
+    assert not any(k.startswith("cp_press.snapkv") for k in at.query_params)  # another press's parameters
     spec = kept_map_spec(at)
     assert spec["data"][0]["y"][:3] == ["L1 h1", "L1 h2", "L1 h3"]  # head-wise: layer × KV head
 
@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_and_the_rest_works():
     assert not at.metric
     assert at.button[0].label == "Compute the frontier"  # the rest of the page is still there
     at = run_page("compress", cp_press="nope", cp_ratio="1.5", cp_context="99", cp_gen="false",
-                  **{"cp_param.knorm.nope": "1"})
+                  **{"cp_press.knorm.nope": "1"})
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert any("cp_press=nope is not allowed" in w for w in warnings)
@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_and_the_rest_works():
     assert not at.error and len(at.metric) == 5  # the default press, expected_attention, takes C=7
     at.selectbox(key="cp_press").set_value("knorm").run()
     assert not at.error and len(at.metric) == 5
-    assert "cp_param.knorm.nope" not in at.query_params
+    assert "cp_press.knorm.nope" not in at.query_params
 
 
 def test_an_encoder_is_one_line():
@@ -109,3 +109,9 @@ def test_the_frontier_runs_on_the_button_and_rings_efficient_points():
     assert len(at.get("plotly_chart")) == 2  # the kept map and the frontier
     at.slider(key="cp_ratio").set_value(0.25).run()  # the frontier does not depend on the ratio: still shown
     assert len(at.dataframe) == 1
+
+
+def test_the_start_page_links_here():
+    at = run_page("start")
+    assert any(link.proto.page == "compress" for link in at.get("page_link"))
+    assert any("**Compress the cache**" in i.value for i in at.info)  # the Next box names it

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from attnviz.allocators import ALLOCATORS
 from attnviz.policies import POLICIES
+from attnviz.presses import PRESSES
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -22,9 +23,9 @@ def test_methods_page_explains_every_policy_and_metric():
     text = "\n".join(m.value for m in at.markdown)
     for heading in ("### A budget", "### Policies", "### Quality (measured)", "### Compute and memory (counted)"):
         assert heading in text
-    for name in [*POLICIES, *ALLOCATORS]:
+    for name in [*POLICIES, *ALLOCATORS, *PRESSES]:
         assert f"**`{name}`**" in text
-    assert "### Allocators: spending one total" in text
+    assert "### Allocators: spending one total" in text and "### Presses: compressing" in text
     assert "score every pair" in text and "reads every probability" in text  # heads and price are charged
     for metric in ("KL divergence", "Top-1 agreement", "Perplexity", "Density", "Attention FLOPs", "KV cache"):
         assert metric in text

@@ -14,6 +14,7 @@ PAGES = {  # url path -> title; the default page lives at "/"
     "explore": "Explore attention",
     "budget": "Spend a budget",
     "frontier": "Quality vs compute",
+    "spend": "Spend one budget",
     "generate": "Generate text",
     "compress": "Compress the cache",
     "inside": "Inside one attention head",
@@ -21,7 +22,7 @@ PAGES = {  # url path -> title; the default page lives at "/"
 }
 
 
-def test_navigation_lists_all_seven_pages(monkeypatch):
+def test_navigation_lists_all_eight_pages(monkeypatch):
     seen = []
     real = st.navigation
 
