@@ -127,9 +127,10 @@ class Allocator(Parametrised):
         """
         return base
 
-    def exact_prefix(self, budget: Budget, n_tokens: int) -> int:
-        """Leading rows that surely keep every key under this allocation (``n_tokens``: no limit of its own)."""
-        return n_tokens
+    def exact_prefix(self, budget: Budget, n_tokens: int, policy_prefix: int) -> int:
+        """Leading rows that surely keep every key under this allocation, given the policy's own
+        (:meth:`~attnviz.policies.Policy.exact_prefix` under uniform counts): by default the policy's."""
+        return policy_prefix
 
 
 def round_to_total(values: list[float], total: int, low: int = 1) -> list[int]:

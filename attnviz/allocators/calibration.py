@@ -23,7 +23,7 @@ SHIPPED_TEXTS = tuple(sorted(p.stem for p in DATA.glob("*.txt")))
 """Names of the texts shipped in ``attnviz/data`` (``lighthouses``, ``rivers``)."""
 
 CALIBRATION_CHOICES = ("auto", *SHIPPED_TEXTS)
-_FORMAT = 1  # bump when what is measured changes: old cache files are then ignored
+_FORMAT = 2  # bump when what is measured changes: old cache files are then ignored
 
 
 def shipped_text(name: str) -> str:

@@ -53,5 +53,5 @@ class Heads(Allocator):
     def layer_counts(self, base, probs, allowed, budget):
         return pooled_counts(base, probs, allowed, self.alpha)
 
-    def exact_prefix(self, budget, n_tokens):
-        return min(int(budget.keys), n_tokens)  # a row with at most K keys: every head keeps them all
+    def exact_prefix(self, budget, n_tokens, policy_prefix):
+        return min(policy_prefix, int(budget.keys))  # a row with at most K keys: every head keeps them all

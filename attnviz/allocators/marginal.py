@@ -33,15 +33,22 @@ def calibration_rows(n_tokens: int) -> int:
 
 @dataclass(frozen=True)
 class _LastRows(Allocator):
-    """Internal: uniform counts, but only the last ``rows`` query rows are budgeted (the others keep every key)."""
+    """Internal: uniform counts in the last ``rows`` query rows of a causal text of ``n`` tokens; every earlier
+    row keeps every key, so those rows equal the full run and a packed pass takes them from it."""
 
     name = "last_rows"
     summary = "Only the last rows are budgeted (calibration)."
-    uniform = True
+    uniform = True  # no plan, no label: a calibration's own
+    dynamic = True
     rows: int = 8
+    n: int = 0
 
-    def exact_prefix(self, budget: Budget, n_tokens: int) -> int:
-        return max(0, n_tokens - self.rows)
+    def layer_counts(self, base, probs, allowed, budget):
+        row_keys = allowed.sum(-1)  # (1, q): a causal row at position i sees i + 1 keys
+        return torch.where(row_keys <= self.n - self.rows, row_keys, base.expand(probs.shape[0], -1))
+
+    def exact_prefix(self, budget: Budget, n_tokens: int, policy_prefix: int) -> int:
+        return max(policy_prefix, n_tokens - self.rows)
 
 
 def value_curves(lm, text_name: str, n_tokens: int, progress=None) -> dict[str, np.ndarray]:
@@ -60,7 +67,7 @@ def value_curves(lm, text_name: str, n_tokens: int, progress=None) -> dict[str, 
         layers = ref.shape.layers
         grid = [k for k in (2 ** i for i in range(n.bit_length())) if k < n]
         m = calibration_rows(n)
-        last = _LastRows(rows=m)
+        last = _LastRows(rows=m, n=n)
         budgets = [Budget("topk", layer_keys=tuple(k if j == layer else n for j in range(layers)), allocator=last)
                    for layer in range(layers) for k in grid]
         rows = budget_pass(lm, ref, budgets, progress=progress)

@@ -58,5 +58,5 @@ class Price(Allocator):
         floor = torch.clamp(row_keys, max=self.floor_keys(int(budget.keys)))
         return torch.minimum(torch.maximum(above, floor), row_keys)
 
-    def exact_prefix(self, budget, n_tokens):
-        return min(self.floor_keys(int(budget.keys)), n_tokens)
+    def exact_prefix(self, budget, n_tokens, policy_prefix):
+        return min(policy_prefix, self.floor_keys(int(budget.keys)))

@@ -182,7 +182,7 @@ def _exact_prefixes(budgets: Sequence[Budget], n: int, resumable: bool = True) -
     ``resumable``: the full run's queries are at hand, so a policy that is not rowwise
     (``h2o``) can score its prefix rows without recomputing them (a packed pass); else 0 for it.
     """
-    return [min(b.policy.exact_prefix(b, n), b.allocator.exact_prefix(b, n)) if b.policy.rowwise or resumable else 0
+    return [b.allocator.exact_prefix(b, n, b.policy.exact_prefix(b, n)) if b.policy.rowwise or resumable else 0
             for b in budgets]
 
 

@@ -128,3 +128,21 @@ def test_duo_ranks_heads_and_spends_the_total(smollm2, ref, tmp_path, monkeypatc
     assert duo.stats.kept_pairs == pytest.approx(uniform.stats.kept_pairs, rel=0.02)
     full = [h for layer in duo.allocation for h in layer if float(h) == 1.0]
     assert len(full) >= len(duo.plan["retrieval_heads"]) * 3  # every query head of a retrieval KV head
+
+
+def test_calibration_budgets_only_the_last_rows_packed_or_not(smollm2, ref):
+    """A calibration budget keeps every key in all but its last rows: a packed pass skips those rows (taken from the
+    full run) and a batched pass, which recomputes them, gives the same numbers."""
+    from attnviz.allocators.marginal import _LastRows
+    from attnviz.measure.passes import _exact_prefixes
+
+    n = ref.n_tokens
+    b = Budget("topk", layer_keys=tuple(2 if j == 5 else n for j in range(30)), allocator=_LastRows(rows=8, n=n))
+    assert _exact_prefixes([b], n) == [n - 8]
+    packed = budget_pass(smollm2, ref, [b])[0]
+    batched = budget_pass(smollm2, ref, [b], pack=False)[0]
+    assert packed.stats.kept_pairs == batched.stats.kept_pairs
+    assert packed.quality.kl == pytest.approx(batched.quality.kl, rel=1e-3, abs=1e-7) and packed.quality.kl > 0
+    rows = torch.arange(1, n + 1)
+    dropped = int((rows[n - 8:] - torch.clamp(rows[n - 8:], max=2)).sum()) * 9  # layer 5's last 8 rows keep 2
+    assert packed.stats.allowed_pairs - packed.stats.kept_pairs == dropped
