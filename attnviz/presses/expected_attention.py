@@ -29,10 +29,10 @@ class ExpectedAttention(Press):
                "queries (before the rotary embedding, after the n_sink first), rotated by the mean rotation of the "
                "next n_future_positions, give each key an expected score mean·k/√d + ½kᵀΣk/d; softmax, averaged "
                "over a KV head's query heads, times ‖v‖. The n_sink first positions are always kept.")
-    n_future_positions: int = field(default=512, metadata={"min": 1, "label": "future"})
-    n_sink: int = field(default=4, metadata={"min": 0, "label": "sinks"})
-    use_covariance: bool = field(default=True, metadata={"label": "cov"})
-    use_vnorm: bool = field(default=True, metadata={"label": "vnorm"})
+    n_future_positions: int = field(default=512, metadata={"min": 1})
+    n_sink: int = field(default=4, metadata={"min": 0})
+    use_covariance: bool = field(default=True, metadata={})
+    use_vnorm: bool = field(default=True, metadata={})
     epsilon: float = field(default=0.0, metadata={"min": 0.0, "label": "ε"})
 
     def min_context(self) -> int:

@@ -34,7 +34,7 @@ class PyramidKV(Press):
                "SnapKV's scores; layer budgets fall linearly from the bottom layer to the top (steepness beta), "
                "and fall back to a uniform budget where the pyramid does not fit (short contexts).")
     window_size: int = field(default=64, metadata={"min": 1, "label": "w"})
-    kernel_size: int = field(default=5, metadata={"min": 1, "label": "kernel"})
+    kernel_size: int = field(default=5, metadata={"min": 1})
     beta: int = field(default=20, metadata={"min": 1, "label": "β"})
 
     def min_context(self) -> int:

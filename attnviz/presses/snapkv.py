@@ -32,7 +32,7 @@ class SnapKV(Press):
                "last window_size queries' mean attention to each earlier key, average-pooled over kernel_size "
                "positions and averaged over a KV head's query heads; the window itself is always kept.")
     window_size: int = field(default=64, metadata={"min": 1, "label": "w", "help": "the voting queries"})
-    kernel_size: int = field(default=5, metadata={"min": 1, "label": "kernel", "help": "pooling width (odd)"})
+    kernel_size: int = field(default=5, metadata={"min": 1, "help": "pooling width (odd)"})
 
     def min_context(self) -> int:
         return self.window_size + 1

@@ -19,7 +19,7 @@ class StreamingLLM(Press):
     summary = "Keeps the first n_sink tokens (attention sinks) and the most recent ones."
     methods = ("StreamingLLM ([Xiao et al., 2023](https://arxiv.org/abs/2309.17453)), as kvpress's "
                "StreamingLLMPress: the n_sink first positions and the most recent, removing the ones in between.")
-    n_sink: int = field(default=4, metadata={"min": 0, "label": "sinks", "help": "first positions always kept"})
+    n_sink: int = field(default=4, metadata={"min": 0, "help": "first positions always kept"})
 
     def min_context(self) -> int:
         return self.n_sink + 1
