@@ -63,12 +63,15 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=270)
     ap.add_argument("--keys", type=int, nargs="+", default=list(KEYS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--text", action="append", default=[], help="only these files of benchmarks/texts (repeatable)")
     args = ap.parse_args()
     specs = args.allocator or [s for s in ("uniform", "pyramid", "heads", "price")]
     allocators = [parse_allocator(s) for s in specs]
     lm = load_model("smollm2")
     results = {}
     for path in sorted((ROOT / "texts").glob("*.txt")):
+        if args.text and path.name not in args.text:
+            continue
         enc = encode_for(lm, path.read_text(encoding="utf-8"), args.max_tokens)
         ref = reference_pass(lm, enc)
         t0 = time.perf_counter()
