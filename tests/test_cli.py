@@ -377,3 +377,10 @@ def test_an_error_quoting_a_line_break_stays_one_line(capsys, value):
         assert not out
         line = _single_error_line(err)
         assert line.startswith("attnviz: error: ") and err.endswith("\n")
+
+
+def test_a_token_cap_of_one_on_a_causal_model_is_one_line(use_model, capsys):
+    """Found by tests/fuzz: ``--max-tokens 1`` on SmolLM2 ended in a ValueError traceback."""
+    assert main(["sweep", "--text", TEXT, "--policy", "full", "--max-tokens", "1", "--json"]) == 2
+    _, err = capsys.readouterr()
+    assert "at least 2" in _single_error_line(err)
