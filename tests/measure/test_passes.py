@@ -597,3 +597,12 @@ def test_full_with_an_allocator_is_the_reference(smollm2, allocator):
                  max_tokens=12)["rows"]
     for row in rows:
         assert row["density"] == 1.0 and row["quality"]["kl"] == 0.0 and row["allocator"] == "uniform"
+
+
+@pytest.mark.parametrize("keys", [(4, 2, 3), (4,) * 10])
+def test_per_head_counts_for_other_heads_are_a_budget_error(smollm2, minilm, keys):
+    """Found by tests/fuzz: per-head key counts whose number is not the model's query heads (9 in SmolLM2,
+    12 in MiniLM) ended in a RuntimeError from a tensor shape; now a one-line BudgetError."""
+    for lm in (smollm2, minilm):
+        with pytest.raises(BudgetError, match="one count per query head"):
+            sweep(lm, TEXT, [Budget("window", keys=keys)], max_tokens=12)
