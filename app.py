@@ -31,6 +31,7 @@ PAGES = [
     st.Page("pages/explore.py", title="Explore attention", icon="🔍"),
     st.Page("pages/budget.py", title="Spend a budget", icon="✂️"),
     st.Page("pages/frontier.py", title="Quality vs compute", icon="📈"),
+    st.Page("pages/spend.py", title="Spend one budget", icon="⚖️"),
     st.Page("pages/generate.py", title="Generate text", icon="✍️"),
     st.Page("pages/inside.py", title="Inside one attention head", icon="🧮"),
     st.Page("pages/methods.py", title="Methods and formulas", icon="📚"),

@@ -154,4 +154,7 @@ else:
 
     budget_view()
     st.info("Next: **Explore attention** shows every layer and head; **Spend a budget** compares policies "
-            "side by side; **Quality vs compute** maps the whole trade-off.", icon="➡️")
+            "side by side; **Quality vs compute** maps the whole trade-off; **Spend one budget** spends one total "
+            "unevenly, where attention is worth most.", icon="➡️")
+    st.page_link("pages/spend.py", label="Spend one budget: the same total, spent where attention is worth most",
+                 icon="⚖️")

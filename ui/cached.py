@@ -298,3 +298,50 @@ def get_model_config(model: str):
     from attnviz.measure.scaling import config_from_model
 
     return config_from_model(get_model(model))
+
+
+SPENT_ROWS_KEPT = 64
+"""Rows kept by :func:`spent_rows` over every model and text (a slider's worth of totals for a few allocators);
+a row without weights is a few kB (its allocation map, its top-1 tokens)."""
+
+
+@st.cache_resource(show_spinner=False)
+def _spent_rows() -> tuple[OrderedDict, threading.Lock]:
+    """Rows of the Spend page, shared by every session: ``(model, text, cap, budget_key) -> Row``, oldest used
+    first; and the lock that guards the dict."""
+    return OrderedDict(), threading.Lock()
+
+
+def spent_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: list[Budget]) -> list[Row]:
+    """The rows of ``budgets`` against ``ref`` (no weights kept), one per budget in order; do not mutate them.
+
+    Each budget's row is kept on its own, so uniform at a total is run once whatever allocator it is compared
+    with, and a slider move runs only the budgets that are new, all of them in ONE packed pass (their suffixes
+    share the linear layers).  Not a cached function: rows found are taken, only the missing ones run.
+    """
+    keys = [(model, text, max_tokens, budget_key(b)) for b in budgets]
+    store, lock = _spent_rows()
+    with lock:
+        found = {k: store[k] for k in keys if k in store}
+    missing = {k: b for k, b in zip(keys, budgets, strict=True) if k not in found}
+    if missing:
+        if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log
+            print(f"attnviz budget_pass {', '.join(b.label for b in missing.values())}", file=sys.stderr, flush=True)
+        rows = budget_pass(get_model(model), ref, list(dict.fromkeys(missing.values())))
+        by_budget = {budget_key(r.budget): replace(r, keep={}, weights={}) for r in rows}
+        found.update({k: by_budget[k[3]] for k in missing})
+    with lock:
+        for k in keys:
+            store[k] = found[k]
+            store.move_to_end(k)
+        while len(store) > SPENT_ROWS_KEPT:
+            store.popitem(last=False)
+    return [found[k] for k in keys]
+
+
+@_shared(max_entries=3)
+def get_reference(model: str, text: str, max_tokens: int) -> Reference:
+    """A text's full run for budgets, nothing captured: the shipped texts a frontier is averaged over (kept apart
+    from :func:`get_analysis`, whose two entries hold the pages' own texts)."""
+    lm = get_model(model)
+    return reference_pass(lm, encode_for(lm, text, max_tokens))

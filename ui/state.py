@@ -22,6 +22,7 @@ from typing import Any
 
 import streamlit as st
 
+from attnviz.hosting import cap_text
 from attnviz.models import MODEL_ALIASES
 from attnviz.text import DEFAULT_MAX_TOKENS
 
@@ -239,7 +240,9 @@ def shared_controls(causal_only: bool = False) -> Controls:
                      help="Any language. Long texts are cut to the token cap below.")
         st.slider("Token cap", 16, DEFAULT_MAX_TOKENS, key="max_tokens", step=16, on_change=remember,
                   args=("max_tokens",), help="Texts longer than this are truncated (the page says so).")
-        text = st.session_state["text"]
+        text, cut = cap_text(st.session_state["text"])
+        if cut:
+            st.warning(cut, icon="✂️")
         example = st.session_state["example"] if st.session_state["example"] in EXAMPLES else None
         plain = packed = None
         if example is None and len(text) <= URL_TEXT_LIMIT:

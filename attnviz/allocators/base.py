@@ -39,7 +39,7 @@ class Setting:
 
     ``layers``/``q_heads``/``kv_heads`` the model's shape; ``row_keys`` int64 ``(n,)`` the keys each
     query row may see (``i + 1`` in a causal text, ``n`` in an encoder); ``ids`` ``(1, n)`` the text's token
-    ids.  ``demand()`` gives the
+    ids.  ``demand(floor)`` gives the
     reference run's :class:`~attnviz.allocators.demand.Demand` (made on first use, from the reference's
     kept queries and keys: no extra forward); ``lm`` is the model, for allocators that calibrate on
     another text (their results are cached on disk); ``progress(done, total)`` reports calibration.
@@ -51,7 +51,7 @@ class Setting:
     causal: bool
     row_keys: torch.Tensor
     ids: torch.Tensor | None = None
-    demand: Callable[[], Demand] | None = None
+    demand: Callable[..., Demand] | None = None
     lm: Any = None
     progress: Callable[[int, int], None] | None = None
 

@@ -28,8 +28,9 @@ LOG_MIN = -12.0
 BINS = 720
 """Histogram bins over [LOG_MIN, 0] (60 per decade: 4% apart in p; counts are interpolated inside a bin)."""
 
-RANKS = 128
-"""Row ranks whose probabilities are kept apart (floors up to this many keys are exact)."""
+RANKS = 32
+"""Row ranks whose probabilities are kept apart by default: floors up to this many keys are exact, and a
+larger floor makes the demand again with more ranks (:func:`demand_of_reference`)."""
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Demand:
     ``edges`` ``(BINS+1,)`` log10 p; ``at_least`` ``(layers, BINS+1)`` allowed pairs with log10 p at least
     each edge, per layer; ``rank_at_least`` ``(RANKS, BINS+1)`` the same for pairs of each rank in their
     row (0 = the row's most attended key), over all layers; ``floor_pairs`` ``(RANKS+1,)`` the pairs
-    ``Σ min(F, |A_i|)`` a floor of ``F`` keeps; ``pairs`` every allowed pair.
+    ``Σ min(F, |A_i|)`` a floor of ``F`` keeps; ``pairs`` every allowed pair.  Floors up to ``ranks`` are exact.
     """
 
     edges: np.ndarray
@@ -47,6 +48,10 @@ class Demand:
     rank_at_least: np.ndarray
     floor_pairs: np.ndarray
     pairs: int
+
+    @property
+    def ranks(self) -> int:
+        return self.rank_at_least.shape[0]
 
     def _count(self, table: np.ndarray, log_tau: float) -> np.ndarray:
         """Pairs with log10 p >= ``log_tau`` from cumulative counts at the edges (last axis), interpolated."""
@@ -57,8 +62,11 @@ class Demand:
         return table[..., j + 1] + frac * (table[..., j] - table[..., j + 1])
 
     def kept(self, tau: float, floor: int) -> float:
-        """Pairs the full run keeps at price ``tau`` with a floor of ``floor`` keys per row (over all layers)."""
-        floor = min(floor, RANKS)
+        """Pairs the full run keeps at price ``tau`` with a floor of ``floor`` keys per row (over all layers).
+
+        ValueError for a floor above :attr:`ranks` (make the demand with more ranks)."""
+        if floor > self.ranks:
+            raise ValueError(f"this demand keeps {self.ranks} ranks apart, not a floor of {floor}")
         x = math.log10(tau) if tau > 0 else LOG_MIN
         above = float(self._count(self.at_least, x).sum())
         ranked = float(self._count(self.rank_at_least[:floor], x).sum()) if floor else 0.0
@@ -92,11 +100,12 @@ class Demand:
 class DemandBuilder:
     """Collects a :class:`Demand` layer by layer from full-attention probabilities."""
 
-    def __init__(self, layers: int):
+    def __init__(self, layers: int, ranks: int = RANKS):
+        self.ranks = ranks
         self.edges = np.linspace(LOG_MIN, 0.0, BINS + 1)
         self.hist = np.zeros((layers, BINS), dtype=np.int64)
-        self.rank_hist = np.zeros((RANKS, BINS), dtype=np.int64)
-        self.floor_pairs = np.zeros(RANKS + 1, dtype=np.int64)
+        self.rank_hist = np.zeros((ranks, BINS), dtype=np.int64)
+        self.floor_pairs = np.zeros(ranks + 1, dtype=np.int64)
         self.pairs = 0
 
     def add(self, layer: int, probs: torch.Tensor, allowed: torch.Tensor) -> None:
@@ -105,7 +114,7 @@ class DemandBuilder:
         # log10 p of forbidden (p = 0) or tiny pairs falls below LOG_MIN, outside the histogram's range.
         logp = torch.log10(probs.float().clamp_min(1e-30))
         self.hist[layer] += torch.histc(logp, bins=BINS, min=LOG_MIN, max=0.0).long().numpy()
-        ranks = min(RANKS, probs.shape[-1])
+        ranks = min(self.ranks, probs.shape[-1])
         top = torch.topk(logp, ranks, dim=-1).values  # (h, q, ranks)
         where = torch.bucketize(top, torch.from_numpy(self.edges).float(), right=True) - 1  # bin per value
         where = where.clamp(max=BINS - 1)  # p = 1 sits on the last edge: histc puts it in the last bin too
@@ -114,7 +123,7 @@ class DemandBuilder:
         flat = (rank[inside] * BINS + where[inside]).reshape(-1)
         self.rank_hist[:ranks] += torch.bincount(flat, minlength=ranks * BINS).view(ranks, BINS).numpy()
         row_keys = allowed.sum(-1).reshape(-1)  # (q,)
-        f = torch.arange(RANKS + 1).view(-1, 1)
+        f = torch.arange(self.ranks + 1).view(-1, 1)
         self.floor_pairs += (torch.minimum(f, row_keys.view(1, -1)).sum(-1) * h).numpy()
         self.pairs += int(row_keys.sum()) * h
 
@@ -122,24 +131,26 @@ class DemandBuilder:
         at_least = np.concatenate([np.cumsum(self.hist[:, ::-1], axis=1)[:, ::-1],
                                    np.zeros((self.hist.shape[0], 1), dtype=np.int64)], axis=1)
         rank_at_least = np.concatenate([np.cumsum(self.rank_hist[:, ::-1], axis=1)[:, ::-1],
-                                        np.zeros((RANKS, 1), dtype=np.int64)], axis=1)
+                                        np.zeros((self.ranks, 1), dtype=np.int64)], axis=1)
         return Demand(edges=self.edges, at_least=at_least.astype(np.float64),
                       rank_at_least=rank_at_least.astype(np.float64), floor_pairs=self.floor_pairs, pairs=self.pairs)
 
 
-def demand_of_reference(ref) -> Demand:
+def demand_of_reference(ref, floor: int = 0) -> Demand:
     """The :class:`Demand` of a causal model's :class:`~attnviz.measure.reference.Reference`, from its kept
-    queries and keys (attention scores again, no forward); memoised on ``ref``."""
+    queries and keys (attention scores again, no forward); memoised on ``ref``, made again with more ranks
+    when a ``floor`` above its ranks is asked for."""
     got = getattr(ref, "_demand", None)
-    if got is not None:
+    if got is not None and got.ranks >= floor:
         return got
+    ranks = max(RANKS, floor) if got is None else max(floor, 2 * got.ranks)
     from ..engine.kernel import attention_scores
 
     if ref.queries is None or ref.kv is None:
         raise ValueError("the demand curve needs a causal model's reference made for budgets (queries and keys)")
     n = ref.n_tokens
     allowed = torch.ones(n, n, dtype=torch.bool).tril().unsqueeze(0)
-    builder = DemandBuilder(len(ref.kv))
+    builder = DemandBuilder(len(ref.kv), ranks)
     with torch.inference_mode():
         for layer, (query, (key, _)) in enumerate(zip(ref.queries, ref.kv, strict=True)):
             scores = attention_scores(query, key, 1.0)[0].masked_fill_(~allowed, float("-inf"))

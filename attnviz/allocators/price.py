@@ -48,7 +48,8 @@ class Price(Allocator):
         if self.tau > 0:
             return replace(budget, plan={"tau": self.tau})
         target = setting.uniform_pairs(int(budget.keys))
-        tau = setting.demand().price_for(target, self.floor_keys(int(budget.keys)))
+        floor = self.floor_keys(int(budget.keys))
+        tau = setting.demand(floor).price_for(target, floor)
         return replace(budget, allocator=replace(self, tau=tau), plan={"tau": tau})
 
     def layer_counts(self, base, probs, allowed, budget):

@@ -46,8 +46,8 @@ def plan_budgets(lm, ref: Reference, budgets: Sequence[Budget],
     n = ref.n_tokens
     row_keys = torch.arange(1, n + 1) if lm.causal else torch.full((n,), n)
     setting = Setting(layers=ref.shape.layers, q_heads=ref.shape.q_heads, kv_heads=ref.shape.kv_heads,
-                      causal=lm.causal, row_keys=row_keys, ids=ref.ids, demand=lambda: demand_of_reference(ref), lm=lm,
-                      progress=progress)
+                      causal=lm.causal, row_keys=row_keys, ids=ref.ids, lm=lm, progress=progress,
+                      demand=lambda floor=0: demand_of_reference(ref, floor))
     return [b.allocator.plan(b, setting) for b in budgets]
 
 

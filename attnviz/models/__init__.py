@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..hosting import check_model_allowed
 from .attention import prepare_attention
 from .bundled import load_bundled
 from .errors import ModelLoadError
@@ -65,6 +66,7 @@ def load_model(name: str = "smollm2", attn_implementation: str = "attnviz") -> L
     if not isinstance(name, str) or not name.strip():
         raise ModelLoadError("No model name given: use 'smollm2', 'minilm', a Hugging Face id or a local folder.")
     name = name.strip()
+    check_model_allowed(name)  # a public server loads only the bundled models
     attn_implementation = prepare_attention(attn_implementation)
     import transformers  # noqa: F401  (imported before the clock starts: load_seconds excludes imports)
 

@@ -55,7 +55,7 @@ def test_demand_counts_match_brute_force(floor):
     for i, p in enumerate(layers):
         b.add(i, p, allowed)
     demand = b.build()
-    assert demand.pairs == 3 * 2 * 40 * 41 // 2
+    assert demand.pairs == 3 * 2 * 40 * 41 // 2 and demand.ranks == 32
     for tau in (1e-4, 0.003, 0.02, 0.1, 0.5):
         brute = _brute_kept(layers, allowed, tau, floor)
         assert demand.kept(tau, floor) == pytest.approx(brute, rel=0.02, abs=5)
@@ -68,7 +68,7 @@ def test_price_found_spends_the_total_within_two_percent():
         b.add(i, p, allowed)
     demand = b.build()
     rows = torch.arange(1, 65)
-    s = Setting(layers=4, q_heads=3, kv_heads=1, causal=True, row_keys=rows, demand=lambda: demand)
+    s = Setting(layers=4, q_heads=3, kv_heads=1, causal=True, row_keys=rows, demand=lambda floor=0: demand)
     for keys in (2, 4, 8, 16):
         planned = get_allocator("price").plan(Budget("topk", keys=keys, allocator="price"), s)
         tau = planned.allocator.tau
@@ -81,3 +81,14 @@ def test_price_label_says_auto():
     assert Budget("topk", keys=8, allocator="price").label == "topk K=8 · price τ=auto f=0.25"
     assert "τ=0.01" in Budget("topk", keys=8, allocator=get_allocator("price", tau=0.01)).label
     assert math.isclose(np.log10(1e-3), -3)
+
+
+def test_a_floor_above_the_ranks_kept_apart_is_refused_not_guessed():
+    layers, allowed = _random_layers()
+    b = DemandBuilder(len(layers), ranks=2)
+    for i, p in enumerate(layers):
+        b.add(i, p, allowed)
+    demand = b.build()
+    assert demand.kept(0.1, 2) == pytest.approx(_brute_kept(layers, allowed, 0.1, 2), rel=0.02, abs=5)
+    with pytest.raises(ValueError, match="ranks"):
+        demand.kept(0.1, 3)

@@ -71,7 +71,10 @@ def test_price_spends_the_total_on_the_reference_run(smollm2, ref, uniform8):
         rank = p.argsort(-1, descending=True).argsort(-1)
         kept += int((((p >= tau) | (rank < floor)) & allowed).sum())
     assert kept == pytest.approx(uniform8.stats.kept_pairs, rel=0.02)
-    assert demand_of_reference(ref) is demand_of_reference(ref)  # made once per reference
+    assert demand_of_reference(ref) is demand_of_reference(ref, 2)  # made once per reference
+    more = demand_of_reference(ref, 40)  # a larger floor: made again with more ranks, then kept
+    assert more.ranks >= 40 and demand_of_reference(ref) is more
+    assert more.kept(tau, floor) == pytest.approx(demand_of_reference(ref).kept(tau, floor))
     assert row.stats.scored_pairs == row.stats.allowed_pairs  # it reads every probability: every pair is scored
     assert row.compute.attn_flops == 2 * 64 * (row.stats.allowed_pairs + row.stats.kept_pairs)
     window = budget_pass(smollm2, ref, [Budget("window", keys=8, allocator="price")])[0]

@@ -40,6 +40,8 @@ PAGES = {
                 '[data-testid="stDownloadButton"]']),
     "frontier": ("frontier", "Quality vs compute",
                  ['[data-testid="stDataFrame"]', '[data-testid="stPlotlyChart"] >> nth=1']),
+    "spend": ("spend", "Spend one budget",
+              ['[data-testid="stMetricValue"] >> nth=7', '[data-testid="stPlotlyChart"] >> nth=2']),
     "generate": ("generate", "Generate text under a budget",
                  ['[data-testid="stMetricValue"] >> nth=1', '[data-testid="stAlertContentSuccess"], '
                   '[data-testid="stAlertContentWarning"]']),
@@ -276,6 +278,29 @@ def test_the_budget_slider_changes_the_numbers(page, server):
     assert full[0] == "100.0%"  # quality kept
     expect(page.get_by_text("Each word keeps 100.0% of its links")).to_be_visible()
     assert_no_failure(page, server, "start page after moving the slider")
+
+
+_MAP_CELLS = """() => JSON.stringify([...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+                                      .slice(0, 2).map(g => g.data[0].z))"""
+
+
+def test_the_spend_slider_changes_the_numbers_and_the_map(page, server):
+    """On the Spend page a move of the total reruns both sides: their numbers and the allocation maps change."""
+    page.goto(server.url + "/")
+    wait_for_page(page, server, "")
+    page.locator('[data-testid="stSidebarNav"] a[href$="/spend"]').click()
+    wait_for_page(page, server, "spend")
+    assert_no_failure(page, server, "spend page")
+    before, maps = metric_values(page), page.evaluate(_MAP_CELLS)
+    assert len(before) == 8
+    slider = page.get_by_role("slider", name="Total budget, as uniform K")
+    slider.focus()
+    slider.press("ArrowRight")
+    after = wait_for_metrics_change(page, before)
+    assert after != before
+    expect(page.get_by_text("At a total of K = 5,")).to_be_visible()
+    assert page.evaluate(_MAP_CELLS) != maps
+    assert_no_failure(page, server, "spend page after moving the total")
 
 
 def test_the_sidebar_text_is_shared_across_reruns_and_pages(page, server):

@@ -14,13 +14,14 @@ PAGES = {  # url path -> title; the default page lives at "/"
     "explore": "Explore attention",
     "budget": "Spend a budget",
     "frontier": "Quality vs compute",
+    "spend": "Spend one budget",
     "generate": "Generate text",
     "inside": "Inside one attention head",
     "methods": "Methods and formulas",
 }
 
 
-def test_navigation_lists_all_seven_pages(monkeypatch):
+def test_navigation_lists_all_eight_pages(monkeypatch):
     seen = []
     real = st.navigation
 

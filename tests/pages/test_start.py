@@ -117,3 +117,12 @@ def test_every_control_round_trips_through_the_link():
     assert at.query_params["start_k"] == "5"
     assert at.query_params["cap"] == "48"
     assert at.query_params["text"] == TEXT
+
+
+def test_a_hosted_server_caps_a_long_text_with_a_message(monkeypatch):
+    monkeypatch.setenv("ATTNVIZ_HOSTED", "1")
+    at = open_page()
+    at.text_area(key="text").set_value("The lighthouse keeper climbed the stairs. " * 600).run()  # 25,200 characters
+    assert not at.exception and not at.error
+    assert any("first 20,000 characters" in w.value for w in at.warning)
+    assert metrics(at)  # the page still works on the capped text
