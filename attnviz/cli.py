@@ -349,5 +349,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_bench(tokens=args.tokens, repeat=args.repeat, as_json=args.json)
     except (UsageError, BudgetError, TextError, ModelLoadError, PluginError) as exc:
-        print(f"attnviz: error: {exc}", file=sys.stderr)
+        print(f"attnviz: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+
+
+def _one_line(message: str) -> str:
+    """``message`` with every character that is not printable (line breaks among them) escaped, so the error
+    stays one line whatever value it quotes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)

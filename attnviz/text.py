@@ -41,6 +41,8 @@ def encode(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS, model_lim
     if max_tokens < 1:
         raise TextError(f"the token cap must be at least 1, got {max_tokens}")
     cap = min(max_tokens, model_limit) if model_limit else max_tokens
+    if cap < min_tokens:  # a longer text would be cut below what the model needs
+        raise TextError(f"the token cap is {cap}; at least {min_tokens} tokens are needed")
     ids = tokenizer(str(text), return_tensors="pt")["input_ids"]
     n = int(ids.shape[1])
     if n < min_tokens:

@@ -166,3 +166,12 @@ def test_full_needs_no_size():
     Budget(policy="full").check_size()
     get_policy("full").validate(Budget(policy="full"), True)
     get_policy("full").validate(Budget(policy="full"), False)
+
+
+@pytest.mark.parametrize("allocator", ["pyramid", "heads", "price", "marginal", "duo"])
+def test_the_reference_spends_nothing_whatever_its_allocator(allocator):
+    """Found by tests/fuzz: ``full`` keeps every key, so an allocator has nothing to plan or count for it; the
+    engine used to ask duo for the policy's sinks and the others for int(None) keys."""
+    for budget in (Budget("full", allocator=allocator), Budget("full", keys=3, allocator=allocator)):
+        assert budget.allocator.uniform
+        assert budget.label == "full"

@@ -363,3 +363,24 @@ def test_press_bad_input_exits_2_with_one_line(use_model, capsys, args, needle):
     out, err = capsys.readouterr()
     assert rc == 2 and out == ""
     assert needle in _single_error_line(err)
+
+
+@pytest.mark.parametrize("value", ["1\n2", "x\r", "\x0b", "a\u2028b", "\x1c", "\x85"])
+def test_an_error_quoting_a_line_break_stays_one_line(capsys, value):
+    """Found by tests/fuzz: a bad value with a line break (or any character str.splitlines breaks at) was
+    quoted as is, so the one-line error took two."""
+    for argv in (["sweep", "--text", "a", "--policy", "topk", "--keys", value],
+                 ["sweep", "--text", "a", "--policy", "sink_window", "--keys", "8", "--param", f"sinks={value}"],
+                 ["press", "--text", "a", "--press", "knorm", "--context", "1", "--ratio", value]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert not out
+        line = _single_error_line(err)
+        assert line.startswith("attnviz: error: ") and err.endswith("\n")
+
+
+def test_a_token_cap_of_one_on_a_causal_model_is_one_line(use_model, capsys):
+    """Found by tests/fuzz: ``--max-tokens 1`` on SmolLM2 ended in a ValueError traceback."""
+    assert main(["sweep", "--text", TEXT, "--policy", "full", "--max-tokens", "1", "--json"]) == 2
+    _, err = capsys.readouterr()
+    assert "at least 2" in _single_error_line(err)

@@ -99,3 +99,11 @@ def test_text_exactly_at_cap_is_not_truncated(smollm2):
     n = len(_ids(smollm2.tokenizer, SHORT))
     enc = encode(smollm2.tokenizer, SHORT, max_tokens=n)
     assert enc.truncated_from is None and enc.n_tokens == n
+
+
+def test_a_cap_below_the_tokens_a_causal_model_needs_is_refused(smollm2):
+    """Found by tests/fuzz: ``--max-tokens 1`` cut a long text to one token, leaving a causal model no
+    prediction to score (a ValueError from torch.cat deep in the sweep)."""
+    with pytest.raises(TextError, match="at least 2"):
+        encode_for(smollm2, "The lighthouse keeper climbed the stairs.", 1)
+    assert encode_for(smollm2, "The lighthouse keeper climbed the stairs.", 2).n_tokens == 2

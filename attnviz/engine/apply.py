@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..budget import Budget
+from ..budget import Budget, BudgetError
 from ..policies import LayerView, Policy
 from .kernel import masked_softmax
 from .stats import RowStats
@@ -58,6 +58,9 @@ def apply_budget(scores: torch.Tensor, allowed: torch.Tensor, facts: MaskFacts, 
         last: the rows end the sequence (the KV cache is counted at its last query).
     """
     hq = scores.shape[0]
+    if isinstance(budget.keys, tuple) and len(budget.keys) != hq:  # the budget cannot know the model's heads
+        raise BudgetError(f"per-head key counts need one count per query head: got {len(budget.keys)}, "
+                          f"the model has {hq}")
     stats = RowStats()
     # One softmax over the allowed keys serves the budget: its weights are the
     # same numbers renormalised over its kept keys, and the mass they hold

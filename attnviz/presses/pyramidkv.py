@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .base import Press, PressView, top_positions
 from .registry import register
-from .snapkv import window_votes
+from .snapkv import check_kernel, window_votes
 
 
 def layer_budget(context: int, ratio: float, window: int, beta: int, layer: int, layers: int) -> int:
@@ -36,6 +36,10 @@ class PyramidKV(Press):
     window_size: int = field(default=64, metadata={"min": 1, "label": "w"})
     kernel_size: int = field(default=5, metadata={"min": 1})
     beta: int = field(default=20, metadata={"min": 1, "label": "β"})
+
+    def validate(self, context: int) -> None:
+        super().validate(context)
+        check_kernel(self.name, self.kernel_size)
 
     def min_context(self) -> int:
         return self.window_size + 1

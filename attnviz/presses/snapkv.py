@@ -7,8 +7,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..budget import BudgetError
 from .base import Press, PressView, pad_max
 from .registry import register
+
+
+def check_kernel(name: str, kernel: int) -> None:
+    """Raise :class:`BudgetError` for an even pooling width: zero padding of ``kernel // 2`` keeps the scores'
+    length only for an odd one (kvpress pools the same way)."""
+    if kernel % 2 == 0:
+        raise BudgetError(f"press '{name}': kernel_size must be odd (pooling would lengthen the scores), got {kernel}")
 
 
 def window_votes(view: PressView, window: int, kernel: int) -> torch.Tensor:
@@ -33,6 +41,10 @@ class SnapKV(Press):
                "positions and averaged over a KV head's query heads; the window itself is always kept.")
     window_size: int = field(default=64, metadata={"min": 1, "label": "w", "help": "the voting queries"})
     kernel_size: int = field(default=5, metadata={"min": 1, "help": "pooling width (odd)"})
+
+    def validate(self, context: int) -> None:
+        super().validate(context)
+        check_kernel(self.name, self.kernel_size)
 
     def min_context(self) -> int:
         return self.window_size + 1

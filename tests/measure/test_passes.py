@@ -587,3 +587,22 @@ def test_reference_for_pictures_only_keeps_no_logprobs(smollm2, enc):
     assert pictures.next is None and pictures.kv is None and set(pictures.weights) == {0}
     with pytest.raises(ValueError, match="for_budgets"):
         budget_pass(smollm2, pictures, [Budget("topk", keys=4)])
+
+
+@pytest.mark.parametrize("allocator", ["pyramid", "heads", "price", "duo"])
+def test_full_with_an_allocator_is_the_reference(smollm2, allocator):
+    """Found by tests/fuzz: ``Budget("full", keys=1, allocator="duo")`` raised AttributeError (no sinks), and
+    heads/price/pyramid without keys a TypeError; the reference keeps every key whatever its allocator."""
+    rows = sweep(smollm2, TEXT, [Budget("full", allocator=allocator), Budget("full", keys=1, allocator=allocator)],
+                 max_tokens=12)["rows"]
+    for row in rows:
+        assert row["density"] == 1.0 and row["quality"]["kl"] == 0.0 and row["allocator"] == "uniform"
+
+
+@pytest.mark.parametrize("keys", [(4, 2, 3), (4,) * 10])
+def test_per_head_counts_for_other_heads_are_a_budget_error(smollm2, minilm, keys):
+    """Found by tests/fuzz: per-head key counts whose number is not the model's query heads (9 in SmolLM2,
+    12 in MiniLM) ended in a RuntimeError from a tensor shape; now a one-line BudgetError."""
+    for lm in (smollm2, minilm):
+        with pytest.raises(BudgetError, match="one count per query head"):
+            sweep(lm, TEXT, [Budget("window", keys=keys)], max_tokens=12)

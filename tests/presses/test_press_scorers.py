@@ -134,3 +134,12 @@ def test_a_context_too_short_is_one_line(name, context, words):
     with pytest.raises(BudgetError, match=words) as err:
         get_press(name).validate(context)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["snapkv", "pyramidkv"])
+def test_an_even_pooling_kernel_is_refused(name):
+    """Found by tests/fuzz: kernel_size=66 (even) made average pooling one position longer than the context, and
+    scoring ended in a RuntimeError from a tensor shape; an even kernel is now refused before any work."""
+    with pytest.raises(BudgetError, match="kernel_size must be odd"):
+        get_press(name, window_size=4, kernel_size=66).validate(40)
+    get_press(name, window_size=4, kernel_size=7).validate(40)
