@@ -157,7 +157,6 @@ else:
             "side by side; **Quality vs compute** maps the whole trade-off; **Spend one budget** spends one total "
             "unevenly, where attention is worth most; **Compress the cache** presses a prompt's KV cache as kvpress "
             "does.", icon="➡️")
-    st.page_link("pages/spend.py", label="Spend one budget: the same total, spent where attention is worth most",
-                 icon="⚖️")
-    st.page_link("pages/compress.py", label="Compress the cache: a prompt's KV cache pressed as kvpress does",
-                 icon="🗜️")
+    # Short labels: a page link is one line, cut with an ellipsis on a phone (the box above says what each does).
+    st.page_link("pages/spend.py", label="Spend one budget", icon="⚖️")
+    st.page_link("pages/compress.py", label="Compress the cache", icon="🗜️")

@@ -5,9 +5,10 @@ On a calibration text, measure for each layer the KL to full when only that laye
 the layer whose KL falls most for its next key, until the total's pairs are spent.  The last key's fall
 is the *water level*: every layer ends where one more key is worth about that much.
 
-To stay within a few forwards, only the last ``n/8`` query rows of the calibration text are budgeted
-(the earlier ones keep every key, so they are taken from the full run, not recomputed); a curve is the
-mean KL over the positions those rows predict.
+To stay within a few forwards, only the last ``n/8`` query rows of the calibration text are budgeted by
+default (the earlier ones keep every key, so they are taken from the full run, not recomputed); a curve is
+the mean KL over the positions those rows predict.  ``rows=1`` budgets every row: the faithful curve, which
+allocated better in ``benchmarks/allocation_pays.py`` (see benchmarks/README.md), at about 8 times the cost.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from .registry import register
 __all__ = ["Marginal", "value_curves", "convex_curve", "water_fill", "calibration_rows"]
 
 
-def calibration_rows(n_tokens: int) -> int:
-    """Query rows budgeted in a calibration run of ``n_tokens``: the last ``max(8, n/8)`` (fewer if short)."""
-    return max(1, min(n_tokens - 1, max(8, n_tokens // 8)))
+def calibration_rows(n_tokens: int, share: float = 0.125) -> int:
+    """Query rows budgeted in a calibration run of ``n_tokens``: the last ``max(8, share·n)`` (fewer if short);
+    every row for ``share`` 1."""
+    if share >= 1:
+        return n_tokens
+    return max(1, min(n_tokens - 1, max(8, int(n_tokens * share))))
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,12 @@ class _LastRows(Allocator):
         return max(policy_prefix, n_tokens - self.rows)
 
 
-def value_curves(lm, text_name: str, n_tokens: int, progress=None) -> dict[str, np.ndarray]:
+def value_curves(lm, text_name: str, n_tokens: int, progress=None, share: float = 0.125) -> dict[str, np.ndarray]:
     """Per layer, KL to full when only that layer is budgeted with ``topk`` at each ``K`` of ``keys``.
 
     Returns ``{"keys": (G,), "kl": (layers, G), "n_tokens": (), "rows": ()}`` (the last key count is the
     text's length, KL 0), measured on the first ``n_tokens`` tokens of the shipped text ``text_name`` and
-    cached on disk.  ``progress(done, total)`` counts budgets.
+    cached on disk.  ``progress(done, total)`` counts budgets; ``share`` of the last rows is budgeted.
     """
     from ..measure.passes import budget_pass, encode_for, reference_pass
 
@@ -66,7 +70,7 @@ def value_curves(lm, text_name: str, n_tokens: int, progress=None) -> dict[str, 
         ref = reference_pass(lm, enc)
         layers = ref.shape.layers
         grid = [k for k in (2 ** i for i in range(n.bit_length())) if k < n]
-        m = calibration_rows(n)
+        m = calibration_rows(n, share)
         last = _LastRows(rows=m, n=n)
         budgets = [Budget("topk", layer_keys=tuple(k if j == layer else n for j in range(layers)), allocator=last)
                    for layer in range(layers) for k in grid]
@@ -76,7 +80,8 @@ def value_curves(lm, text_name: str, n_tokens: int, progress=None) -> dict[str, 
         return {"keys": np.array([*grid, n]), "kl": np.concatenate([kl, np.zeros((layers, 1))], axis=1),
                 "n_tokens": np.array(n), "rows": np.array(m)}
 
-    return cached_arrays("marginal", lm, text_name, n_tokens, measure)
+    kind = "marginal" if share == 0.125 else f"marginal-rows{share:g}"
+    return cached_arrays(kind, lm, text_name, n_tokens, measure)
 
 
 def convex_curve(keys: np.ndarray, kl: np.ndarray) -> np.ndarray:
@@ -145,10 +150,14 @@ class Marginal(Allocator):
     calibration: str = field(default="auto", metadata={
         "choices": CALIBRATION_CHOICES, "label": "on",
         "help": "the shipped text the value curves are measured on (auto: one other than the text evaluated)"})
+    rows: float = field(default=0.125, metadata={
+        "min": 0.05, "max": 1.0, "label": "rows",
+        "help": "share of the calibration text's last query rows budgeted (1: every row, the faithful curve, at "
+                "about 8 times the cost of the default)"})
 
     def plan(self, budget: Budget, setting: Setting) -> Budget:
         name = calibration_name(self.calibration, setting.ids, setting.lm, setting.n_tokens)
-        got = value_curves(setting.lm, name, setting.n_tokens, setting.progress)
+        got = value_curves(setting.lm, name, setting.n_tokens, setting.progress, self.rows)
         keys = got["keys"].astype(np.float64)
         curves = np.stack([convex_curve(keys, layer) for layer in got["kl"]])
         target = setting.uniform_pairs(int(budget.keys))

@@ -42,3 +42,4 @@ def test_water_fill_spends_the_pairs_of_a_causal_text():
 
 def test_calibration_rows():
     assert calibration_rows(128) == 16 and calibration_rows(40) == 8 and calibration_rows(5) == 4
+    assert calibration_rows(128, 0.5) == 64 and calibration_rows(128, 1.0) == 128

@@ -139,6 +139,8 @@ def test_calibration_budgets_only_the_last_rows_packed_or_not(smollm2, ref):
     n = ref.n_tokens
     b = Budget("topk", layer_keys=tuple(2 if j == 5 else n for j in range(30)), allocator=_LastRows(rows=8, n=n))
     assert _exact_prefixes([b], n) == [n - 8]
+    every = Budget("topk", layer_keys=b.layer_keys, allocator=_LastRows(rows=n, n=n))  # marginal's rows=1
+    assert _exact_prefixes([every], n) == [2]  # every row from the policy's own prefix on is budgeted
     packed = budget_pass(smollm2, ref, [b])[0]
     batched = budget_pass(smollm2, ref, [b], pack=False)[0]
     assert packed.stats.kept_pairs == batched.stats.kept_pairs
