@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import Press, PressView, top_positions
+from .base import PressView, top_positions
 from .registry import register
-from .snapkv import check_kernel, window_votes
+from .snapkv import SnapKV
 
 
 def layer_budget(context: int, ratio: float, window: int, beta: int, layer: int, layers: int) -> int:
@@ -26,29 +26,16 @@ def layer_budget(context: int, ratio: float, window: int, beta: int, layer: int,
 
 @register
 @dataclass(frozen=True)
-class PyramidKV(Press):
+class PyramidKV(SnapKV):
+    """SnapKV's fields, scores and checks (as kvpress's PyramidKVPress subclasses SnapKVPress), other budgets."""
+
     name = "pyramidkv"
     kvpress_class = "PyramidKVPress"
     summary = "SnapKV's votes, with more cache for the lower layers than the upper ones (PyramidKV)."
     methods = ("PyramidKV ([Cai et al., 2024](https://arxiv.org/abs/2406.02069)), as kvpress's PyramidKVPress: "
                "SnapKV's scores; layer budgets fall linearly from the bottom layer to the top (steepness beta), "
                "and fall back to a uniform budget where the pyramid does not fit (short contexts).")
-    window_size: int = field(default=64, metadata={"min": 1, "label": "w"})
-    kernel_size: int = field(default=5, metadata={"min": 1})
     beta: int = field(default=20, metadata={"min": 1, "label": "β"})
-
-    def validate(self, context: int) -> None:
-        super().validate(context)
-        check_kernel(self.name, self.kernel_size)
-
-    def min_context(self) -> int:
-        return self.window_size + 1
-
-    def short_context_reason(self) -> str:
-        return f" (longer than its window_size={self.window_size})"
-
-    def score(self, view):
-        return window_votes(view, self.window_size, self.kernel_size)
 
     def keep(self, view: PressView, ratio: float):
         if ratio == 0:
