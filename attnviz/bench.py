@@ -26,7 +26,7 @@ from .engine.run import BudgetRun
 from .measure.passes import encode_for, reference_and_budgets
 from .policies.ladders import key_ladder
 
-__all__ = ["run_bench", "bench_text"]
+__all__ = ["run_bench", "bench_text", "eager_seconds"]
 
 TARGETS = {  # figure -> (limit, description); from the engine issue
     "full_vs_eager": (1.15, "full-policy forward through our kernel / eager"),
@@ -40,6 +40,14 @@ MEMORY_TARGET_GB = {512: 1.5, 1024: 2.5}
 def bench_text() -> str:
     """The shipped prose used by benchmarks and tests (about 1,300 tokens for SmolLM2)."""
     return (Path(__file__).parent / "data" / "lighthouses.txt").read_text(encoding="utf-8")
+
+
+def eager_seconds(eager, ids: torch.Tensor, tries: int = 5) -> float:
+    """Median seconds of ``tries`` forwards of transformers' eager attention with ``output_attentions=True``
+    on ``ids`` ``(1, n)``, after one warm-up: the unit ("one eager forward") every benchmark divides by."""
+    with torch.inference_mode():
+        eager(ids, output_attentions=True)
+        return statistics.median(_timer(lambda: eager(ids, output_attentions=True)) for _ in range(tries))
 
 
 def _timer(fn: Callable[[], object]) -> float:

@@ -13,32 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from attnviz.allocators.marginal import value_curves  # noqa: E402
-from attnviz.bench import bench_text  # noqa: E402
+from attnviz.bench import bench_text, eager_seconds  # noqa: E402
 from attnviz.budget import Budget  # noqa: E402
 from attnviz.measure.passes import encode_for, reference_and_budgets  # noqa: E402
 from attnviz.models import load_model  # noqa: E402
-
-
-def _eager_seconds(eager, ids, tries: int = 5) -> float:
-    with torch.inference_mode():
-        eager(ids, output_attentions=True)
-        times = []
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            eager(ids, output_attentions=True)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -48,7 +34,7 @@ def main() -> int:
     lm = load_model("smollm2")
     eager = load_model("smollm2", attn_implementation="eager").model
     enc = encode_for(lm, bench_text(), args.tokens)
-    before = _eager_seconds(eager, enc.ids)
+    before = eager_seconds(eager, enc.ids)
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ATTNVIZ_CACHE_DIR"] = tmp  # an empty cache: the calibration really runs
@@ -61,7 +47,7 @@ def main() -> int:
         t0 = time.perf_counter()
         reference_and_budgets(lm, enc, budgets)
         frontier = time.perf_counter() - t0
-    after = _eager_seconds(eager, enc.ids)
+    after = eager_seconds(eager, enc.ids)
     unit = (before + after) / 2
     print(f"{enc.n_tokens} tokens; one eager forward: {before:.3f} s before, {after:.3f} s after")
     print(f"marginal calibration: {calib:.1f} s = {calib / unit:.1f} forwards (target <= 40)")

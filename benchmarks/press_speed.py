@@ -21,11 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from attnviz.bench import bench_text  # noqa: E402
+from attnviz.bench import bench_text, eager_seconds  # noqa: E402
 from attnviz.budget import Budget  # noqa: E402
 from attnviz.measure.passes import encode_for, reference_pass  # noqa: E402
 from attnviz.measure.press import policy_press_pass, press_pass  # noqa: E402
@@ -35,17 +33,6 @@ from attnviz.presses import get_press, kept_count  # noqa: E402
 FRONTIER_PRESSES = ("streaming_llm", "snapkv", "tova", "knorm", "expected_attention", "pyramidkv")  # the page's
 RATIOS = (0.25, 0.5, 0.75, 0.875, 0.95)
 POLICIES = ("window", "sink_window", "h2o")
-
-
-def _eager_seconds(eager, ids, tries: int = 3) -> float:
-    with torch.inference_mode():
-        eager(ids, output_attentions=True)
-        times = []
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            eager(ids, output_attentions=True)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _timed(fn) -> float:
@@ -64,7 +51,7 @@ def main() -> int:
     lm = load_model("smollm2")
     eager = load_model("smollm2", attn_implementation="eager").model
     enc = encode_for(lm, bench_text(), c + args.continuation)
-    before = _eager_seconds(eager, enc.ids)
+    before = eager_seconds(eager, enc.ids, 3)
 
     ref_s = _timed(lambda: reference_pass(lm, enc))
     ref = reference_pass(lm, enc)
@@ -74,7 +61,7 @@ def main() -> int:
     frontier_s = _timed(lambda: press_pass(lm, ref, c, runs))
     budgets = [Budget(p, keys=k) for p in POLICIES for k in dict.fromkeys(kept_count(c, r) for r in RATIOS)]
     policies_s = _timed(lambda: policy_press_pass(lm, ref, c, budgets))
-    after = _eager_seconds(eager, enc.ids)
+    after = eager_seconds(eager, enc.ids, 3)
     unit = (before + after) / 2
 
     print(f"{enc.n_tokens} tokens ({c} context + {enc.n_tokens - c} continuation); one eager forward: "

@@ -13,7 +13,7 @@ from attnviz.presses import PRESSES, kept_count
 from ui.cached import SHARED_LAYER, get_press_row, get_pressed_continuation
 from ui.params import PRESS, drop_other_params, press_controls
 from ui.show import attempt, flow_row, live_area, load_analysis, pct, si, token_legend
-from ui.state import is_kept, page_param, remember, set_value, shared_controls, sync_url
+from ui.state import is_kept, link_param, page_param, remember, set_value, shared_controls, sync_url
 
 controls = shared_controls(causal_only=True)
 st.title("Compress the cache")
@@ -32,20 +32,6 @@ NEW_RANGE = (1, 60)
 FRONTIER_PRESSES = ("streaming_llm", "snapkv", "tova", "knorm", "expected_attention", "pyramidkv")
 FRONTIER_POLICIES = ("window", "sink_window", "h2o")
 FRONTIER_RATIOS = (0.25, 0.5, 0.75, 0.875, 0.95)
-
-
-def link_param(key: str, default, cast, ok, allowed: str) -> None:
-    """:func:`page_param`, but a link's value that is not allowed is replaced by ``default`` in one line."""
-    if not is_kept(key) and key in st.query_params:
-        raw = st.query_params[key]
-        try:
-            bad = not ok(cast(raw))
-        except (TypeError, ValueError):
-            bad = True
-        if bad:
-            st.warning(f"The link's {key}={raw} is not allowed ({allowed}); using {default} instead.")
-            set_value(key, default)
-    page_param(key, default, cast)
 
 
 def _bool(raw: str) -> bool:

@@ -12,7 +12,7 @@ from attnviz.policies import POLICIES
 from ui.cached import get_continuations, get_model
 from ui.params import drop_other_params, policy_controls
 from ui.show import attempt, si, token_legend
-from ui.state import is_kept, page_param, remember, set_value, shared_controls, sync_url
+from ui.state import link_param, remember, shared_controls, sync_url
 
 controls = shared_controls(causal_only=True)
 st.title("Generate text under a budget")
@@ -24,21 +24,6 @@ st.markdown(
 )
 
 POLICY_NAMES = [name for name, cls in POLICIES.items() if not cls.reference]
-
-
-def link_param(key: str, default, cast, ok, allowed: str) -> None:
-    """:func:`page_param`, but a link's value that is not allowed is replaced by ``default``, and the page says so
-    (a slider given a value outside its range would stop the page)."""
-    if not is_kept(key) and key in st.query_params:
-        raw = st.query_params[key]
-        try:
-            bad = not ok(cast(raw))
-        except (TypeError, ValueError):
-            bad = True
-        if bad:
-            st.warning(f"The link's {key}={raw} is not allowed ({allowed}); using {default} instead.")
-            set_value(key, default)
-    page_param(key, default, cast)
 
 
 K_RANGE, NEW_RANGE, P_RANGE = (2, 256), (1, 120), (0.05, 1.0)

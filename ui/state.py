@@ -153,6 +153,22 @@ def page_param(key: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
     return st.session_state[key]
 
 
+
+def link_param(key: str, default: Any, cast: Callable[[str], Any], ok: Callable[[Any], bool], allowed: str) -> None:
+    """:func:`page_param`, but a link's value that is not allowed is replaced by ``default``, and the page says so
+    in one line (a slider given a value outside its range would stop the page)."""
+    if not is_kept(key) and key in st.query_params:
+        raw = st.query_params[key]
+        try:
+            bad = not ok(cast(raw))
+        except (TypeError, ValueError):
+            bad = True
+        if bad:
+            st.warning(f"The link's {key}={raw} is not allowed ({allowed}); using {default} instead.")
+            set_value(key, default)
+    page_param(key, default, cast)
+
+
 def sync_url(**values: Any) -> None:
     """Write the given values (None removes a parameter) to the URL, so the link reproduces this view."""
     for name, value in values.items():
