@@ -115,13 +115,14 @@ class DemandBuilder:
         logp = torch.log10(probs.float().clamp_min(1e-30))
         self.hist[layer] += torch.histc(logp, bins=BINS, min=LOG_MIN, max=0.0).long().numpy()
         ranks = min(self.ranks, probs.shape[-1])
-        top = torch.topk(logp, ranks, dim=-1).values  # (h, q, ranks)
-        where = torch.bucketize(top, torch.from_numpy(self.edges).float(), right=True) - 1  # bin per value
-        where = where.clamp(max=BINS - 1)  # p = 1 sits on the last edge: histc puts it in the last bin too
-        inside = where >= 0
-        rank = torch.arange(ranks).expand_as(top)
-        flat = (rank[inside] * BINS + where[inside]).reshape(-1)
-        self.rank_hist[:ranks] += torch.bincount(flat, minlength=ranks * BINS).view(ranks, BINS).numpy()
+        top = torch.topk(logp, ranks, dim=-1, sorted=True).values  # (h, q, ranks)
+        # The bin of each value by histc's own arithmetic (the last edge, p = 1, in the last bin); values below
+        # LOG_MIN go to one extra slot that is dropped.  No search and no boolean gather: a fifth of the time.
+        where = ((top - LOG_MIN) * (BINS / -LOG_MIN)).long().clamp_(max=BINS - 1)
+        flat = where + (torch.arange(ranks) * BINS)
+        flat.masked_fill_(top < LOG_MIN, ranks * BINS)
+        counts = torch.bincount(flat.reshape(-1), minlength=ranks * BINS + 1)[:-1]
+        self.rank_hist[:ranks] += counts.view(ranks, BINS).numpy()
         row_keys = allowed.sum(-1).reshape(-1)  # (q,)
         f = torch.arange(self.ranks + 1).view(-1, 1)
         self.floor_pairs += (torch.minimum(f, row_keys.view(1, -1)).sum(-1) * h).numpy()

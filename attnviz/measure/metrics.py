@@ -81,6 +81,9 @@ class CausalSums:
 VOCAB_CHUNK = 2048
 """Words per slice of the output layer: a budget's log-sum-exp is compared with the full run's, so both
 are scanned in the same slices (:func:`full_next`, :func:`next_token_terms`)."""
+KEEP_LOGITS_BYTES = 64 * 2**20
+"""The full run keeps its logits for ``p`` when they fit in this (SmolLM2: up to 341 positions), else makes them
+again in row blocks."""
 
 
 @dataclass(frozen=True)
@@ -139,34 +142,43 @@ class FullNext:
 
 
 def full_next(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-              rows: int = 64, vocab_chunk: int = VOCAB_CHUNK) -> FullNext:
+              rows: int = 64, vocab_chunk: int = VOCAB_CHUNK, keep_bytes: int = KEEP_LOGITS_BYTES) -> FullNext:
     """:class:`FullNext` from the full run's last hidden states ``(P, d)`` and the actual next tokens ``(P,)``.
 
     top-1, log-sum-exp and the targets' logits come from the same scan of the logits as every
     budget's (:func:`next_token_terms`), so identical runs agree exactly.  ``p`` for ``p_sum`` and
     ``p_head`` is made ``rows`` positions at a time in one reused buffer (fresh per-chunk temporaries
-    grow the heap), never the whole ``(P, vocab)`` matrix.  ``p_head`` is a float32 matrix product: its
-    rounding only scales the *difference* of hidden states in :func:`next_token_terms`.
+    grow the heap), never the whole ``(P, vocab)`` matrix, unless the scan's logits fit in ``keep_bytes``:
+    then they are kept and ``p = exp(z - lse)`` reuses them, which saves one product with the output
+    layer (a fifth of a forward of SmolLM2).  ``p_head`` is a float32 matrix product: its rounding only
+    scales the *difference* of hidden states in :func:`next_token_terms`.
     """
     with torch.inference_mode():
-        lse, top1, target_logit = _scan_logits(hidden, weight, bias, targets, vocab_chunk)
-        p = torch.empty(max(1, min(rows, len(hidden))), weight.shape[0])
-        p_sum, p_head = [], []
-        for a in range(0, len(hidden), rows):
-            m = min(rows, len(hidden) - a)
-            torch.exp(log_softmax_rows(hidden[a:a + m], weight, bias), out=p[:m])
-            p_sum.append(p[:m].sum(-1, dtype=torch.float64))
-            p_head.append((p[:m] @ weight).double())
-    return FullNext(top1, target_logit.double() - lse, FullTerms(hidden.double(), lse, torch.cat(p_sum),
-                                                                   torch.cat(p_head)))
+        keep = torch.empty(len(hidden), weight.shape[0]) if len(hidden) * weight.shape[0] * 4 <= keep_bytes else None
+        lse, top1, target_logit = _scan_logits(hidden, weight, bias, targets, vocab_chunk, keep=keep)
+        if keep is not None:
+            p = keep.sub_(lse.float().unsqueeze(-1)).exp_()
+            p_sum, p_head = p.sum(-1, dtype=torch.float64), (p @ weight).double()
+        else:
+            p = torch.empty(max(1, min(rows, len(hidden))), weight.shape[0])
+            sums, heads = [], []
+            for a in range(0, len(hidden), rows):
+                m = min(rows, len(hidden) - a)
+                torch.exp(log_softmax_rows(hidden[a:a + m], weight, bias), out=p[:m])
+                sums.append(p[:m].sum(-1, dtype=torch.float64))
+                heads.append((p[:m] @ weight).double())
+            p_sum, p_head = torch.cat(sums), torch.cat(heads)
+    return FullNext(top1, target_logit.double() - lse, FullTerms(hidden.double(), lse, p_sum, p_head))
 
 
 def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor | None,
-                 vocab_chunk: int = VOCAB_CHUNK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                 vocab_chunk: int = VOCAB_CHUNK, keep: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """log-sum-exp (float64), argmax and the targets' logits of ``hidden @ weight.T + bias``, never built whole.
 
     ``(rows, vocab_chunk)`` slices go through an online log-sum-exp, so many rows
-    share one efficient matrix product and memory stays small.
+    share one efficient matrix product and memory stays small.  ``keep`` ``(rows, vocab)``, if given, receives
+    the float32 logits.
     """
     rows = hidden.shape[0]
     run_max = torch.full((rows,), float("-inf"))
@@ -176,6 +188,8 @@ def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     for v0 in range(0, weight.shape[0], vocab_chunk):
         v1 = min(v0 + vocab_chunk, weight.shape[0])
         z = torch.nn.functional.linear(hidden, weight[v0:v1], None if bias is None else bias[v0:v1]).float()
+        if keep is not None:
+            keep[:, v0:v1] = z
         chunk_max, chunk_arg = z.max(-1)
         better = chunk_max > run_max  # strict: the first maximum wins, as argmax does
         top1 = torch.where(better, chunk_arg + v0, top1)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from reference_metrics import causal_quality, perplexity
 
-from attnviz.measure.metrics import encoder_quality, full_next, next_token_terms
+from attnviz.measure.metrics import KEEP_LOGITS_BYTES, encoder_quality, full_next, next_token_terms
 
 # Three positions, vocabulary of 3.  Rows are probability distributions.
 P_FULL = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
@@ -165,16 +165,17 @@ def test_next_token_terms_first_maximum_wins_across_chunks():
     assert top1.tolist() == [1]
 
 
+@pytest.mark.parametrize("keep_bytes", [0, KEEP_LOGITS_BYTES])
 @pytest.mark.parametrize("rows", [1, 3, 100])
-def test_full_terms_are_the_sums_over_the_vocabulary(rows):
-    """Each term by its definition; row chunks (through a reused buffer) change nothing."""
+def test_full_terms_are_the_sums_over_the_vocabulary(rows, keep_bytes):
+    """Each term by its definition; row chunks (through a reused buffer) or the scan's kept logits change nothing."""
     gen = torch.Generator().manual_seed(rows)
     hidden = torch.randn(7, 5, generator=gen)
     weight = torch.randn(11, 5, generator=gen)
     bias = torch.randn(11, generator=gen)
     logits = hidden @ weight.T + bias
     logp = torch.log_softmax(logits, -1)
-    t = full_next(hidden, weight, bias, torch.zeros(7, dtype=torch.long), rows=rows).terms
+    t = full_next(hidden, weight, bias, torch.zeros(7, dtype=torch.long), rows=rows, keep_bytes=keep_bytes).terms
     p = logp.double().exp()
     assert torch.allclose(t.p_sum, p.sum(-1))
     assert torch.allclose(t.p_head, p @ weight.double(), atol=1e-5)
@@ -184,8 +185,9 @@ def test_full_terms_are_the_sums_over_the_vocabulary(rows):
     assert torch.equal(picked.p_head, t.p_head[[5, 0]]) and torch.equal(picked.lse, t.lse[[5, 0]])
 
 
+@pytest.mark.parametrize("keep_bytes", [0, KEEP_LOGITS_BYTES])
 @pytest.mark.parametrize("rows", [1, 3, 100])
-def test_full_next_equals_the_textbook_values_without_the_whole_matrix(rows):
+def test_full_next_equals_the_textbook_values_without_the_whole_matrix(rows, keep_bytes):
     """Top-1, the targets' log-probabilities, the perplexity and the KL terms, made ``rows`` positions at a time."""
     gen = torch.Generator().manual_seed(10 + rows)
     hidden = torch.randn(7, 5, generator=gen)
@@ -193,7 +195,7 @@ def test_full_next_equals_the_textbook_values_without_the_whole_matrix(rows):
     bias = torch.randn(11, generator=gen)
     targets = torch.randint(0, 11, (7,), generator=gen)
     logp = torch.log_softmax((hidden @ weight.T + bias).double(), -1)
-    nxt = full_next(hidden, weight, bias, targets, rows=rows, vocab_chunk=4)
+    nxt = full_next(hidden, weight, bias, targets, rows=rows, vocab_chunk=4, keep_bytes=keep_bytes)
     assert torch.equal(nxt.top1, logp.argmax(-1))
     assert torch.allclose(nxt.target_logp.double(), logp.gather(-1, targets.view(-1, 1)).view(-1), atol=1e-5)
     assert nxt.ppl == pytest.approx(perplexity(logp, targets), rel=1e-5)
@@ -202,3 +204,17 @@ def test_full_next_equals_the_textbook_values_without_the_whole_matrix(rows):
     assert torch.allclose(nxt.terms.lse, (hidden @ weight.T + bias).double().logsumexp(-1), atol=1e-5)
     assert torch.allclose(nxt.terms.p_head, p @ weight.double(), atol=1e-5)
     assert torch.equal(nxt.terms.hidden, hidden.double())
+
+
+def test_the_kept_logits_give_the_row_blocks_terms():
+    """The two ways of making ``p`` (kept scan logits, or row blocks made again) agree to float32 rounding, and
+    top-1, log-sum-exp and targets are the scan's in both: a budget identical to full still has a KL of exactly 0."""
+    gen = torch.Generator().manual_seed(3)
+    hidden, weight = torch.randn(9, 6, generator=gen), torch.randn(300, 6, generator=gen) * 2
+    targets = torch.randint(0, 300, (9,), generator=gen)
+    kept = full_next(hidden, weight, None, targets, vocab_chunk=64)
+    made = full_next(hidden, weight, None, targets, rows=4, vocab_chunk=64, keep_bytes=0)
+    assert torch.equal(kept.top1, made.top1) and torch.equal(kept.terms.lse, made.terms.lse)
+    assert torch.equal(kept.target_logp, made.target_logp)
+    assert torch.allclose(kept.terms.p_sum, made.terms.p_sum, rtol=0, atol=3e-6)  # float32 rounding of p
+    assert torch.allclose(kept.terms.p_head, made.terms.p_head, rtol=1e-5, atol=2e-5)
