@@ -77,7 +77,7 @@ def download_hub_copy(hub_id: str, progress: Progress | None = None) -> pathlib.
                                    cache_dir=cache_dir, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - not cached (or only partly)
         why = "offline" if constants.HF_HUB_OFFLINE else _why_unreachable(listing_error)
-        raise NotFound(f"{hub_id} is not in the local cache and the Hugging Face hub is {why}") from (
+        raise NotFound(f"not in the local cache, and the Hugging Face hub is {why}") from (
             listing_error or exc)
     return pathlib.Path(folder)
 

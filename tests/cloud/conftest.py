@@ -15,6 +15,7 @@ from attnviz.models.specs import MINILM, SMOLLM2
 
 from .hub_stand_in import HubStandIn
 
+ANY_ID = "attnviz-tests/any-encoder"
 _NOT_SERVED = {"attnviz-cache.json"}  # the converted-weights cache's own marker file
 
 
@@ -27,8 +28,9 @@ def _repo_files(lm) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def hub_repos(smollm2, minilm) -> dict[str, dict[str, Path]]:
-    """hub id -> {file name: path}: the two bundled models in the hub's layout, under their spec hub ids."""
-    return {SMOLLM2.hub_id: _repo_files(smollm2), MINILM.hub_id: _repo_files(minilm)}
+    """hub id -> {file name: path}: the two bundled models in the hub's layout, under their spec hub ids, and
+    MiniLM once more as ``ANY_ID``, a model that is not bundled (loaded as any hub id is)."""
+    return {SMOLLM2.hub_id: _repo_files(smollm2), MINILM.hub_id: _repo_files(minilm), ANY_ID: _repo_files(minilm)}
 
 
 @pytest.fixture()

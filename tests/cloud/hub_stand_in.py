@@ -3,6 +3,7 @@
 It speaks the part of the hub's HTTP API that ``huggingface_hub`` uses to download a model:
 
 * ``GET /api/models/{repo_id}[/revision/{rev}]``: the repository's commit and files, with sizes (``?blobs=true``);
+* ``GET /api/models/{repo_id}/tree/{rev}``: its files (transformers lists them when it loads a hub id);
 * ``HEAD``/``GET /{repo_id}/resolve/{rev}/{filename}``: the file, with ``ETag`` and ``X-Linked-Etag`` (sha256),
   ``X-Repo-Commit``, ``Content-Length`` and ``X-Linked-Size``; 404 with ``X-Error-Code: EntryNotFound`` (or
   ``RepoNotFound``) for what is not there.
@@ -115,6 +116,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         hub = self.stand_in
         path = urllib.parse.urlsplit(self.path).path
         hub.requests.append((self.command, path, self.headers.get("Range")))
+        self.head = head  # a HEAD answer has headers only (a body would corrupt the kept-alive connection)
         if hub.mode == "slow":
             time.sleep(hub.slow_s)
         parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
@@ -129,14 +131,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if repo is None:
             return self._error(404, "RepoNotFound", "Repository not found")
         cut = self.stand_in.mode == "cut"
+        if len(rest) > 3 and rest[2] == "tree":  # list_repo_tree: one page, top-level files only
+            if len(rest) > 4:  # a subfolder: there are none
+                return self._error(404, "EntryNotFound", "no such folder", commit=repo.commit)
+            tree = [{"type": "file", "path": name, "size": repo.size(name, cut), "oid": repo.sha256(name, cut)[:40]}
+                    for name in sorted(repo.files)]
+            return self._json(tree)
         siblings = [{"rfilename": name, "size": repo.size(name, cut)} for name in sorted(repo.files)]
-        body = json.dumps({"id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.commit, "private": False,
-                           "disabled": False, "gated": False, "tags": [], "siblings": siblings}).encode()
+        self._json({"id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.commit, "private": False,
+                    "disabled": False, "gated": False, "tags": [], "siblings": siblings})
+
+    def _json(self, value) -> None:
+        body = json.dumps(value).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not self.head:
+            self.wfile.write(body)
 
     def _file(self, repo_id: str, name: str, head: bool) -> None:
         hub = self.stand_in
@@ -185,7 +197,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if commit:
             self.send_header("X-Repo-Commit", commit)
         self.end_headers()
-        self.wfile.write(body)
+        if not self.head:
+            self.wfile.write(body)
 
 
 def _range_start(header: str | None, size: int) -> int:

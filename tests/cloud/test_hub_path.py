@@ -12,6 +12,8 @@ import attnviz.models.bundled as bundled
 from attnviz.models import ModelLoadError, fetch_model, load_model
 from attnviz.models.specs import MINILM, SMOLLM2
 
+from .conftest import ANY_ID
+
 
 @pytest.fixture()
 def cloud(hub, monkeypatch, tmp_path):
@@ -60,6 +62,14 @@ def test_not_hosted_downloads_go_to_the_hugging_face_cache(cloud, monkeypatch, t
     load_model("minilm")
     assert any((tmp_path / "hf-home" / "hub").rglob("model.safetensors"))
     assert not (tmp_path / "cache" / "hub").exists()
+
+
+def test_any_hub_id_hosted_downloads_into_the_cache_folder(cloud, minilm, tmp_path):
+    lm = load_model(ANY_ID)
+    assert lm.weights == f"Hugging Face hub: {ANY_ID}"
+    assert torch.equal(_logits(lm), _logits(minilm))
+    assert any((tmp_path / "cache" / "hub").rglob("model.safetensors"))
+    assert not (tmp_path / "hf-home").exists()
 
 
 def _one_line_error(name: str) -> str:
