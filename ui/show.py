@@ -80,10 +80,14 @@ def load_model_shown(name: str) -> LoadedModel | None:
         with st.spinner(f"Loading {name} (the first start converts the weights, about 30 s)…"):
             return get_model(name)
 
-    lm = attempt(load, "Loading the model")
-    box.empty()
+    # Slots of their own, drawn empty at once: the last run's message and button go as soon as Try again is
+    # clicked (a container would keep its stale children on screen until the download ends).
+    problem, retry = st.empty(), st.empty()
+    with problem:
+        lm = attempt(load, "Loading the model")
     if lm is None:
-        st.button("Try again", key="retry_model_load", type="primary", icon=":material/refresh:")
+        retry.button("Try again", key="retry_model_load", type="primary", icon=":material/refresh:")
+    box.empty()
     return lm
 
 
