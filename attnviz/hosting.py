@@ -8,7 +8,7 @@ Cloud, detected by the folder Cloud clones apps into (``/mount/src``, the workin
   every deployment: its defaults plus ``ATTNVIZ_ALLOWED_MODELS`` or the secret ``allowed_models``);
 * never runs a model repository's own code (``trust_remote_code`` is never set, hosted or not);
 * caps a text at :data:`HOSTED_TEXT_CHARS` characters before it is tokenized, and says so;
-* writes nothing outside its cache folder (converted weights and calibrations live under
+* writes nothing outside its cache folder (converted weights, calibrations and hub downloads live under
   :func:`attnviz.models.gguf_cache.cache_root`).
 """
 

@@ -11,7 +11,7 @@ from attnviz.inspection.tokens import describe_tokens
 from attnviz.policies import POLICIES
 from ui.cached import get_continuations, get_model
 from ui.params import drop_other_params, policy_controls
-from ui.show import attempt, si, token_legend
+from ui.show import attempt, load_model_shown, si, token_legend
 from ui.state import link_param, remember, shared_controls, sync_url
 
 controls = shared_controls(causal_only=True)
@@ -54,6 +54,8 @@ sync_url(gen_policy=policy, gen_k=size.get("keys"), gen_p=size.get("ratio"), gen
 
 
 budget = Budget(pol, keys=size.get("keys"), ratio=size.get("ratio"))
+if load_model_shown(controls.model) is None:  # a failed load: its message and a Try again button
+    st.stop()
 with st.spinner("Generating with full attention and with the budget, side by side…"):
     pair = attempt(lambda: get_continuations(controls.model, controls.text, budget, int(st.session_state["gen_new"]),
                                           controls.max_tokens), "Generating")

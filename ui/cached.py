@@ -90,7 +90,16 @@ def get_model(name: str) -> LoadedModel:
     _freeze_live_objects()
     lm = load_model(name)
     _freeze_live_objects()
+    _LOADED.add(name)
     return lm
+
+
+_LOADED: set[str] = set()  # names get_model has loaded in this server (the first load may download)
+
+
+def model_loaded(name: str) -> bool:
+    """Whether :func:`get_model` has loaded ``name`` before in this server (no download to show then)."""
+    return name in _LOADED
 
 
 def _freeze_live_objects() -> None:

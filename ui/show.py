@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -9,10 +10,11 @@ import streamlit as st
 
 from attnviz.budget import BudgetError
 from attnviz.inspection.tokens import TOKEN_LEGEND
-from attnviz.models import ModelLoadError
+from attnviz.models import LoadedModel, ModelLoadError, fetch_model
+from attnviz.models.specs import BUNDLED
 from attnviz.text import TextError
 
-from .cached import Analysis, get_analysis, get_model
+from .cached import Analysis, get_analysis, get_model, model_loaded
 
 T = TypeVar("T")
 USER_ERRORS = (BudgetError, ModelLoadError, TextError)
@@ -65,10 +67,50 @@ def live_area():
     return st.container(key="live")
 
 
+def load_model_shown(name: str) -> LoadedModel | None:
+    """The model (loaded once per server), showing a hub download's progress while it runs; if it fails, one
+    message and a "Try again" button (failed loads are not cached, so the rerun its click makes tries again)."""
+    box = st.empty()
+
+    def load() -> LoadedModel:
+        if not model_loaded(name):  # the first load on this server: the hub copy may have to be downloaded
+            title = fetch_model(name, progress=_DownloadProgress(box, name))
+            if title:
+                box.progress(1.0, text=f"Preparing {title}: loading the downloaded weights…")
+        with st.spinner(f"Loading {name} (the first start converts the weights, about 30 s)…"):
+            return get_model(name)
+
+    # Slots of their own, drawn empty at once: the last run's message and button go as soon as Try again is
+    # clicked (a container would keep its stale children on screen until the download ends).
+    problem, retry = st.empty(), st.empty()
+    with problem:
+        lm = attempt(load, "Loading the model")
+    if lm is None:
+        retry.button("Try again", key="retry_model_load", type="primary", icon=":material/refresh:")
+    box.empty()
+    return lm
+
+
+class _DownloadProgress:
+    """``progress(done, total)`` for :func:`attnviz.models.fetch_model`: a progress bar saying x of y MB."""
+
+    def __init__(self, box, name: str) -> None:
+        spec = BUNDLED.get(name.strip().lower())
+        self.box, self.title, self.last = box, spec.title if spec else name, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.25 and done < total:  # a few updates a second, not one per megabyte
+            return
+        self.last = now
+        self.box.progress(done / total if total else 0.0,
+                          text=f"Downloading {self.title} from the Hugging Face hub "
+                               f"({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)…")
+
+
 def load_analysis(controls, layer: int | None = None, summaries: bool = False) -> Analysis | None:
     """Model + full-attention analysis of the shared text, with spinners and clear errors."""
-    with st.spinner(f"Loading {controls.model} (the first start converts the weights, about 30 s)…"):
-        lm = attempt(lambda: get_model(controls.model), "Loading the model")
+    lm = load_model_shown(controls.model)
     if lm is None:
         return None
     with st.spinner("Running the model on your text…"):

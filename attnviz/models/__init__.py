@@ -27,13 +27,14 @@ import torch
 
 from ..hosting import check_model_allowed
 from .attention import prepare_attention
-from .bundled import load_bundled
+from .bundled import fetch_hub_copy, load_bundled
+from .download import Progress
 from .errors import ModelLoadError
 from .gguf_cache import cache_root
 from .hub import load_any
 from .specs import BUNDLED, MODEL_ALIASES
 
-__all__ = ["ModelLoadError", "LoadedModel", "MODEL_ALIASES", "cache_root", "load_model"]
+__all__ = ["ModelLoadError", "LoadedModel", "MODEL_ALIASES", "Progress", "cache_root", "fetch_model", "load_model"]
 
 NO_POSITION_LIMIT = 1_000_000  # max_positions of models whose config states no limit
 
@@ -57,8 +58,12 @@ class LoadedModel:
     cache_hit: bool | None
 
 
-def load_model(name: str = "smollm2", attn_implementation: str = "attnviz") -> LoadedModel:
+def load_model(name: str = "smollm2", attn_implementation: str = "attnviz",
+               progress: Progress | None = None) -> LoadedModel:
     """Load ``"smollm2"``, ``"minilm"``, a Hugging Face id or a local folder; see the module docstring.
+
+    ``progress(done, total)`` (bytes) is called while a bundled model's hub copy downloads (a plain callback:
+    the app shows it, the CLI need not).
 
     Raises:
         ModelLoadError: with a one-line, user-facing explanation.
@@ -73,7 +78,7 @@ def load_model(name: str = "smollm2", attn_implementation: str = "attnviz") -> L
     start = time.perf_counter()
     spec = BUNDLED.get(name.lower())
     if spec is not None:
-        model, tokenizer, weights, cache_hit = load_bundled(spec, attn_implementation)
+        model, tokenizer, weights, cache_hit = load_bundled(spec, attn_implementation, progress)
         causal = spec.causal
     else:
         model, tokenizer, causal, weights = load_any(name, attn_implementation)
@@ -89,6 +94,20 @@ def load_model(name: str = "smollm2", attn_implementation: str = "attnviz") -> L
         load_seconds=time.perf_counter() - start,
         cache_hit=cache_hit,
     )
+
+
+def fetch_model(name: str, progress: Progress | None = None) -> str | None:
+    """Download what :func:`load_model` will load from the hub, ahead of it, reporting ``progress(done, total)``
+    (bytes); returns the model's title if it downloaded (or found cached) a bundled model's hub copy, else None
+    (nothing to fetch: the bundled package is installed, or the name is not a bundled model).
+
+    Raises:
+        ModelLoadError: the download failed; the message says why and what to do.
+    """
+    spec = BUNDLED.get(name.strip().lower()) if isinstance(name, str) else None
+    if spec is None or not fetch_hub_copy(spec, progress):
+        return None
+    return spec.title
 
 
 def _max_positions(config: Any) -> int:

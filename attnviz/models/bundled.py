@@ -8,6 +8,7 @@ import logging
 import pathlib
 from typing import Any
 
+from .download import Progress, download_hub_copy
 from .errors import BundleUnavailable, ModelLoadError, short
 from .gguf_cache import load_or_build
 from .hub import hub_problem, load_hub_copy
@@ -17,8 +18,11 @@ from .weights import auto_class, load_weights
 logger = logging.getLogger(__name__)
 
 
-def load_bundled(spec: BundledModel, attn_implementation: str) -> tuple[Any, Any, str, bool | None]:
+def load_bundled(spec: BundledModel, attn_implementation: str,
+                 progress: Progress | None = None) -> tuple[Any, Any, str, bool | None]:
     """``(model, tokenizer, weights, cache_hit)``; ``weights`` labels what ran, ``cache_hit`` is None without a cache.
+
+    ``progress(done, total)`` (bytes) follows a download of the hub copy, if there is one.
 
     Raises:
         ModelLoadError: neither the package's weights nor the hub copy could be loaded; says what to install.
@@ -29,15 +33,35 @@ def load_bundled(spec: BundledModel, attn_implementation: str) -> tuple[Any, Any
     except BundleUnavailable as exc:
         problems.append(str(exc))
     try:
-        model, tokenizer = load_hub_copy(spec.hub_id, causal=spec.causal, attn_implementation=attn_implementation)
+        model, tokenizer = load_hub_copy(spec.hub_id, causal=spec.causal, attn_implementation=attn_implementation,
+                                         progress=progress)
     except ModelLoadError as exc:
-        problems.append(hub_problem(spec.hub_id, exc))
-        raise ModelLoadError(
-            f"Could not load {spec.title_in_errors}: {'; '.join(problems)}. To fix it, {spec.advice}."
-        ) from (exc.__cause__ or exc)
+        raise _failure(spec, problems, exc) from (exc.__cause__ or exc)
     logger.warning("Bundled %s weights unavailable (%s); using the hub copy.", spec.title_in_logs, "; ".join(problems))
     unquantised = " (unquantised)" if isinstance(spec.weights, GGUFFile) else ""
     return model, tokenizer, f"Hugging Face hub: {spec.hub_id}{unquantised}", None
+
+
+def fetch_hub_copy(spec: BundledModel, progress: Progress | None = None) -> bool:
+    """Download the hub copy ahead of :func:`load_bundled` when the package is missing (so a caller can show the
+    download's progress by itself); False when the package is installed and nothing was fetched.
+
+    Raises:
+        ModelLoadError: the same one-line message :func:`load_bundled` gives when the download fails.
+    """
+    if _package_dir(spec.package) is not None:
+        return False
+    try:
+        download_hub_copy(spec.hub_id, progress)
+    except ModelLoadError as exc:
+        raise _failure(spec, [f"the package {spec.distribution} is not installed"], exc) from (exc.__cause__ or exc)
+    return True
+
+
+def _failure(spec: BundledModel, problems: list[str], exc: ModelLoadError) -> ModelLoadError:
+    """The one-line error when neither the package nor the hub copy loads."""
+    problems = [*problems, hub_problem(spec.hub_id, exc)]
+    return ModelLoadError(f"Could not load {spec.title_in_errors}: {'; '.join(problems)}. To fix it, {spec.advice}.")
 
 
 def _from_package(spec: BundledModel, attn_implementation: str) -> tuple[Any, Any, str, bool | None]:

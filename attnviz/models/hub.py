@@ -11,6 +11,7 @@ import pathlib
 from typing import Any
 
 from .attention import is_custom_attention
+from .download import Progress, discard_download, download_hub_copy, hub_cache_dir
 from .errors import ModelLoadError, NotFound, short
 from .specs import MODEL_ALIASES
 from .weights import auto_class, load_weights
@@ -34,11 +35,22 @@ def load_any(name: str, attn_implementation: str) -> tuple[Any, Any, bool, str]:
     return model, tokenizer, causal, f"Hugging Face hub: {name}"
 
 
-def load_hub_copy(hub_id: str, causal: bool, attn_implementation: str) -> tuple[Any, Any]:
-    """For the bundled models' fallbacks: ``(model, tokenizer)`` from the hub (or its local cache when offline)."""
-    model, tokenizer, _ = _load_transformers_model(
-        hub_id, attn_implementation, label=f"the hub copy {hub_id}", expect_causal=causal
-    )
+def load_hub_copy(hub_id: str, causal: bool, attn_implementation: str,
+                  progress: Progress | None = None) -> tuple[Any, Any]:
+    """For the bundled models' fallbacks: ``(model, tokenizer)`` from the hub (or its local cache when offline).
+
+    ``progress(done, total)`` (bytes) follows the download (:func:`.download.download_hub_copy`). Downloaded files
+    that do not load are removed, so that trying again downloads them anew.
+    """
+    folder = download_hub_copy(hub_id, progress)
+    try:
+        model, tokenizer, _ = _load_transformers_model(
+            str(folder), attn_implementation, label=f"the hub copy {hub_id}", expect_causal=causal
+        )
+    except ModelLoadError as exc:
+        discard_download(folder)
+        raise ModelLoadError(f"the downloaded files do not load ({str(exc).rstrip('.')}); they were removed, so "
+                             "trying again downloads them anew") from exc
     return model, tokenizer
 
 
@@ -47,7 +59,7 @@ def hub_problem(hub_id: str, exc: ModelLoadError) -> str:
     if isinstance(exc, NotFound):
         if _hub_offline():
             return f"its Hugging Face hub copy {hub_id} is not in the local cache and the hub is unreachable (offline)"
-        return f"its Hugging Face hub copy {hub_id} could not be downloaded (the hub is unreachable)"
+        return f"its Hugging Face hub copy {hub_id} could not be downloaded ({str(exc).rstrip('.')})"
     return f"its Hugging Face hub copy {hub_id} failed to load ({str(exc).rstrip('.')})"
 
 
@@ -130,8 +142,14 @@ def _load_transformers_model(
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     is_local = os.path.isdir(source)
+    # A folder never reaches out to the hub (transformers would look for optional files in a hub cache's folder);
+    # a hosted server writes hub downloads only under its cache folder (None: Hugging Face's own cache).
+    if is_local:
+        where: dict[str, Any] = {"local_files_only": True}
+    else:
+        where = {} if hub_cache_dir() is None else {"cache_dir": str(hub_cache_dir())}
     try:
-        config_dict, _ = PretrainedConfig.get_config_dict(source)
+        config_dict, _ = PretrainedConfig.get_config_dict(source, **where)
     except Exception as exc:  # noqa: BLE001 - OSError, HTTP errors, bad JSON...
         if is_local:
             raise ModelLoadError(f"Could not read the config.json of {label}: {short(exc)}") from exc
@@ -146,7 +164,7 @@ def _load_transformers_model(
             "never runs. Pick a model with a built-in architecture (or upgrade transformers if it is a new one)."
         )
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, **where)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"The config.json of {label} is invalid: {short(exc)}") from exc
 
@@ -171,7 +189,7 @@ def _load_transformers_model(
                 )
 
     try:
-        model = load_weights(auto_cls, source, attn_implementation, config=config)
+        model = load_weights(auto_cls, source, attn_implementation, config=config, **where)
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -179,7 +197,7 @@ def _load_transformers_model(
             raise NotFound(_not_found_message(source, exc)) from exc
         raise ModelLoadError(f"Could not load the weights of {label}: {short(exc)}") from exc
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **where)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"Could not load the tokenizer of {label}: {short(exc)}") from exc
     # transformers 5 builds an empty tokenizer (only special tokens) when a folder has no tokenizer files.
