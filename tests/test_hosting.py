@@ -103,5 +103,6 @@ def test_a_hosted_calibration_is_capped_in_tokens_and_rows(monkeypatch, tmp_path
     planned = plan_budgets(smollm2, ref, [budget])[0]
     assert seen == [(12, 0.5 if name == "marginal" else None)]
     if name == "marginal":
-        assert planned.plan["calibration_tokens"] == 12 and planned.plan["calibration_rows"] == marginal.calibration_rows(12, 0.5)
+        assert planned.plan["calibration_tokens"] == 12
+        assert planned.plan["calibration_rows"] == marginal.calibration_rows(12, 0.5)
     assert len(planned.layer_keys) == ref.shape.layers
