@@ -14,7 +14,8 @@ Cloud, detected by the folder Cloud clones apps into (``/mount/src``, the workin
   (:data:`HOSTED_NEW_TOKENS`) and a pressed context (:data:`HOSTED_CONTEXT_TOKENS`); a request that is cut says
   so in one line (:func:`cap`);
 * writes nothing outside its cache folder (converted weights and calibrations live under
-  :func:`attnviz.models.gguf_cache.cache_root`).
+  :func:`attnviz.models.gguf_cache.cache_root`; :func:`keep_writes_in_cache` points the libraries that would
+  write elsewhere there too).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 __all__ = ["HOSTED_ENV", "HOSTED_TEXT_CHARS", "HOSTED_SWEEP_TOKENS", "HOSTED_SWEEP_BUDGETS",
            "HOSTED_CALIBRATION_TOKENS", "HOSTED_CALIBRATION_ROWS", "HOSTED_NEW_TOKENS", "HOSTED_CONTEXT_TOKENS",
-           "is_hosted", "check_model_allowed", "cap_text", "cap", "calibration_size"]
+           "is_hosted", "check_model_allowed", "cap_text", "cap", "calibration_size", "keep_writes_in_cache"]
 
 HOSTED_ENV = "ATTNVIZ_HOSTED"
 
@@ -104,3 +105,21 @@ def calibration_size(n_tokens: int, rows: float | None = None) -> tuple[int, flo
     if not is_hosted():
         return n_tokens, rows
     return min(n_tokens, HOSTED_CALIBRATION_TOKENS), None if rows is None else min(rows, HOSTED_CALIBRATION_ROWS)
+
+
+LIBRARY_CACHES = {"TORCHINDUCTOR_CACHE_DIR": "torchinductor", "TRITON_CACHE_DIR": "triton",
+                  "MPLCONFIGDIR": "matplotlib"}
+"""Caches libraries keep outside attnviz's folder by default, and their folder under it when hosted.  torch makes
+``$TMPDIR/torchinductor_<user>`` as soon as transformers loads a model (seen in the hosted-writes test)."""
+
+
+def keep_writes_in_cache() -> None:
+    """On a hosted server, point the caches of :data:`LIBRARY_CACHES` into attnviz's cache folder (a deployer's own
+    setting wins).  Call before any model is loaded: ``app.py`` and the command line do."""
+    if not is_hosted():
+        return
+    from .models.gguf_cache import cache_root
+
+    root = cache_root()
+    for variable, folder in LIBRARY_CACHES.items():
+        os.environ.setdefault(variable, str(root / folder))
