@@ -36,8 +36,8 @@ HOSTED_TEXT_CHARS = 20_000
 # every visitor's sweep runs in the same process: a click must not hold the CPU for minutes nor double the memory.
 HOSTED_SWEEP_TOKENS = 256
 """Tokens of a text a frontier sweeps (Quality vs compute, the Spend page's frontier and the shipped texts it
-averages over, the Compress page's frontier of presses): the app's default token cap.  Every budget is a rerun of
-the model, and attention's cost grows with the square of the length."""
+averages over): the app's default token cap.  Every budget is a rerun of the model, and attention's cost grows with
+the square of the length."""
 HOSTED_SWEEP_BUDGETS = 48
 """Budgets in one frontier sweep: every built-in policy's ladder (6 policies x 8 sizes); plug-ins beyond it are cut."""
 HOSTED_CALIBRATION_TOKENS = 256
