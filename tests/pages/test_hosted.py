@@ -96,7 +96,6 @@ for page, params in pages.items():
 """
 CLI_RUNS = [
     ["sweep", "--model", "smollm2", "--policy", "sink_window", "--keys", "6", "--allocator", "duo", "--json"],
-    ["sweep", "--model", "minilm", "--policy", "window", "--keys", "4", "--json"],
     ["press", "--model", "smollm2", "--context", "6", "--press", "streaming_llm", "--ratio", "0.5", "--json"],
 ]
 
