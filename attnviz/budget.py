@@ -90,7 +90,17 @@ class Budget:
         """This budget as it applies to one layer (resolves ``layer_keys``)."""
         if self.layer_keys is None:
             return self
+        if not 0 <= layer < len(self.layer_keys):  # one line, not an IndexError deep in a forward
+            raise BudgetError(f"per-layer key counts need one count per layer: got {len(self.layer_keys)}, "
+                              f"asked for layer {layer + 1}")
         return replace(self, keys=self.layer_keys[layer], layer_keys=None)
+
+    def check_layers(self, layers: int) -> None:
+        """Raise :class:`BudgetError` unless ``layer_keys`` (if given) has exactly one entry per layer of a model
+        with ``layers`` layers (the budget cannot know the model; a longer tuple would be silently cut)."""
+        if self.layer_keys is not None and len(self.layer_keys) != layers:
+            raise BudgetError(f"per-layer key counts need one count per layer: got {len(self.layer_keys)}, "
+                              f"the model has {layers}")
 
     @property
     def size_label(self) -> str:

@@ -336,8 +336,10 @@ def _params_list(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input or a model that cannot load)."""
+    from .hosting import keep_writes_in_cache
     from .models import ModelLoadError
 
+    keep_writes_in_cache()
     try:
         load_plugins()  # before the parser: a plug-in's policies are among its choices
         args = _parser().parse_args(argv)

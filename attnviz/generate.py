@@ -144,6 +144,7 @@ def generate(lm, prompt: str, budget: Budget, max_new_tokens: int = 32,
     if not lm.causal:
         raise TextError("generation needs a causal (left-to-right) language model; this one is an encoder")
     policy = budget.policy
+    budget.check_layers(model_shape(lm.model).layers)
     policy.validate(budget, causal=True)
     if max_new_tokens < 1:
         raise TextError("ask for at least one new token")

@@ -3,6 +3,7 @@ it costs the rest of the text."""
 
 import streamlit as st
 
+from attnviz import hosting
 from attnviz.budget import Budget, BudgetError
 from attnviz.figures import changed_predictions_html, continuation_html, kept_map, press_frontier_plot
 from attnviz.generate import first_divergence
@@ -29,6 +30,9 @@ st.markdown(
 PRESS_NAMES = list(PRESSES)
 RATIO_RANGE = (0.0, 0.95)
 NEW_RANGE = (1, 60)
+# A public server continues at most HOSTED_NEW_TOKENS tokens and presses at most HOSTED_CONTEXT_TOKENS of context.
+NEW_RANGE = (NEW_RANGE[0], hosting.cap(NEW_RANGE[1], hosting.HOSTED_NEW_TOKENS, "new tokens")[0])
+NEW_DEFAULT = min(20, NEW_RANGE[1])
 FRONTIER_PRESSES = ("streaming_llm", "snapkv", "tova", "knorm", "expected_attention", "pyramidkv")
 FRONTIER_POLICIES = ("window", "sink_window", "h2o")
 FRONTIER_RATIOS = (0.25, 0.5, 0.75, 0.875, 0.95)
@@ -45,7 +49,7 @@ def _bool(raw: str) -> bool:
 # kvpress's own press (NVIDIA's); it needs only 5 context tokens, where SnapKV's 64-query window needs 65.
 link_param("cp_press", "expected_attention", str, PRESS_NAMES.__contains__, "one of " + ", ".join(PRESS_NAMES))
 link_param("cp_ratio", 0.5, float, lambda r: RATIO_RANGE[0] <= r <= RATIO_RANGE[1], "{}–{}".format(*RATIO_RANGE))
-link_param("cp_new", 20, int, lambda k: NEW_RANGE[0] <= k <= NEW_RANGE[1], "{}–{}".format(*NEW_RANGE))
+link_param("cp_new", NEW_DEFAULT, int, lambda k: NEW_RANGE[0] <= k <= NEW_RANGE[1], "{}–{}".format(*NEW_RANGE))
 link_param("cp_gen", True, _bool, lambda b: True, "true or false")
 
 analysis = load_analysis(controls, layer=SHARED_LAYER)  # the start page's reference: its keys and queries
@@ -57,26 +61,29 @@ elif analysis is not None:
     ref = analysis.ref
     n = ref.n_tokens
     tok = lm.tokenizer
-    default_c = max(1, min(n - 1, round(2 * n / 3)))
+    c_max, cut = hosting.cap(n - 1, hosting.HOSTED_CONTEXT_TOKENS, "tokens of context")
+    if cut:
+        st.info(cut, icon="✂️")
+    default_c = max(1, min(c_max, round(2 * n / 3)))
     # The context's range depends on the text: a link's (or an earlier text's) value outside it is clamped here.
     if not is_kept("cp_context") and "cp_context" in st.query_params:
         raw = st.query_params["cp_context"]
         try:
-            ok = 1 <= int(raw) <= n - 1
+            ok = 1 <= int(raw) <= c_max
         except ValueError:
             ok = False
         if not ok:
-            st.warning(f"The link's cp_context={raw} does not fit this text of {n} tokens (1–{n - 1}); "
+            st.warning(f"The link's cp_context={raw} does not fit this text of {n} tokens (1–{c_max}); "
                        f"using {default_c} instead.")
             set_value("cp_context", default_c)
     page_param("cp_context", default_c, int)
-    if not 1 <= st.session_state["cp_context"] <= n - 1:
+    if not 1 <= st.session_state["cp_context"] <= c_max:
         set_value("cp_context", default_c)
         page_param("cp_context", default_c, int)
 
     a, b, c = st.columns([2, 1, 2])
-    if n - 1 > 1:
-        a.slider("Context length C (tokens read, then pressed)", 1, n - 1, key="cp_context", on_change=remember,
+    if c_max > 1:
+        a.slider("Context length C (tokens read, then pressed)", 1, c_max, key="cp_context", on_change=remember,
                  args=("cp_context",), help=f"The text has {n} tokens: the first C are the context, the other "
                  "n − C the continuation read from the pressed cache.")
     context = int(st.session_state["cp_context"])
@@ -147,9 +154,11 @@ elif analysis is not None:
     left_c.toggle("Generate", key="cp_gen", on_change=remember, args=("cp_gen",),
                   help="Greedy decoding of new tokens after the context, with the full cache and with the pressed "
                   "one, side by side.")
-    right_c.slider("New tokens", *NEW_RANGE, key="cp_new", on_change=remember, args=("cp_new",))
+    right_c.slider("New tokens", *NEW_RANGE, key="cp_new", on_change=remember, args=("cp_new",),
+                   help=f"This public server continues at most {NEW_RANGE[1]} tokens." if hosting.is_hosted() else None)
     new_tokens = int(st.session_state["cp_new"])
-    sync_url(cp_new=new_tokens if new_tokens != 20 else None, cp_gen=None if st.session_state["cp_gen"] else "false")
+    sync_url(cp_new=new_tokens if new_tokens != NEW_DEFAULT else None,
+             cp_gen=None if st.session_state["cp_gen"] else "false")
     if st.session_state["cp_gen"] and pressed_row is None:
         st.caption("Nothing to continue from: this press could not compress this context (the line above says why).")
     elif st.session_state["cp_gen"]:

@@ -3,9 +3,11 @@
 import csv
 import io
 import json
+from dataclasses import replace
 
 import streamlit as st
 
+from attnviz import hosting
 from attnviz.figures import attention_share_plot, frontier_plot
 from attnviz.measure.frontier import frontier_rows
 from attnviz.measure.scaling import KNOWN_CONFIGS, config_from_model, share_curves
@@ -92,6 +94,11 @@ TABLE_COLUMNS = {
 
 page_param("fr_x", "attn_flops")
 page_param("fr_y", "kl")
+# A public server sweeps at most HOSTED_SWEEP_TOKENS tokens (under that, the start page's reference is reused).
+sweep_cap, cut = hosting.cap(controls.max_tokens, hosting.HOSTED_SWEEP_TOKENS, "tokens in a sweep")
+if cut:
+    st.info(cut, icon="✂️")
+    controls = replace(controls, max_tokens=sweep_cap)
 analysis = load_analysis(controls, layer=SHARED_LAYER)  # the start page's reference: no second forward
 if analysis is not None:
     ref = analysis.ref
@@ -126,6 +133,10 @@ if analysis is not None:
                 col.markdown(f"`{name}`")
                 policies[name] = policy_controls(POLICIES[name], prefix="fr_", columns=[col])
     budgets = [b for pol in policies.values() for b in pol.ladder(ref.n_tokens)]
+    kept_budgets, cut = hosting.cap(len(budgets), hosting.HOSTED_SWEEP_BUDGETS, "budgets")
+    if cut:
+        st.info(f"{cut} The budgets of the last policies chosen are left out.", icon="✂️")
+        budgets = budgets[:kept_budgets]
     st.caption(f"{len(budgets)} budgets on {ref.n_tokens} tokens: up to 8 sizes per policy, from about n/32 to 3n/4 "
                "keys (top-p: masses 0.5 to 0.999); on short texts some sizes coincide.")
 

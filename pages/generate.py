@@ -4,6 +4,7 @@
 import pandas as pd
 import streamlit as st
 
+from attnviz import hosting
 from attnviz.budget import Budget
 from attnviz.figures import continuation_html
 from attnviz.generate import first_divergence
@@ -27,9 +28,13 @@ POLICY_NAMES = [name for name, cls in POLICIES.items() if not cls.reference]
 
 
 K_RANGE, NEW_RANGE, P_RANGE = (2, 256), (1, 120), (0.05, 1.0)
+# A public server continues at most HOSTED_NEW_TOKENS tokens: the slider stops there and a link beyond it is refused.
+new_max, new_cut = hosting.cap(NEW_RANGE[1], hosting.HOSTED_NEW_TOKENS, "new tokens")
+NEW_RANGE = (NEW_RANGE[0], new_max)
 link_param("gen_policy", "sink_window", str, POLICY_NAMES.__contains__, "one of " + ", ".join(POLICY_NAMES))
 link_param("gen_k", 32, int, lambda k: K_RANGE[0] <= k <= K_RANGE[1], "{}–{}".format(*K_RANGE))
-link_param("gen_new", 40, int, lambda k: NEW_RANGE[0] <= k <= NEW_RANGE[1], "{}–{}".format(*NEW_RANGE))
+link_param("gen_new", min(40, NEW_RANGE[1]), int, lambda k: NEW_RANGE[0] <= k <= NEW_RANGE[1],
+           "{}–{}".format(*NEW_RANGE))
 
 a, b, c, d = st.columns(4)
 a.selectbox("Policy", POLICY_NAMES, key="gen_policy", on_change=remember, args=("gen_policy",))
@@ -45,7 +50,8 @@ else:
     b.slider("Keys kept (cache size for evicting policies)", *K_RANGE, key="gen_k", on_change=remember,
              args=("gen_k",))
     size = {"keys": int(st.session_state["gen_k"])}
-c.slider("New tokens", *NEW_RANGE, key="gen_new", on_change=remember, args=("gen_new",))
+c.slider("New tokens", *NEW_RANGE, key="gen_new", on_change=remember, args=("gen_new",),
+         help=f"This public server continues at most {new_max} tokens." if new_cut else None)
 # Links made before parameters had keys of their own said gen_sinks=.
 drop_other_params("gen_", [pol_cls])
 pol = policy_controls(pol_cls, prefix="gen_", columns=[d], legacy={"sinks": "gen_sinks"})

@@ -5,6 +5,7 @@ import html
 import numpy as np
 import streamlit as st
 
+from attnviz import hosting
 from attnviz.allocators import ALLOCATORS, Price
 from attnviz.allocators.demand import demand_of_reference
 from attnviz.budget import Budget, BudgetError
@@ -133,6 +134,7 @@ if analysis is not None:
             plan_budgets(ref.lm, ref, [alloc_b], progress=progress)  # a calibration shows its bar; then it is kept
             return spent_rows(controls.model, controls.text, controls.max_tokens, ref, [uniform_b, alloc_b])
 
+        calibration_note()
         slot, progress = calibration_progress()
         rows = attempt(run, "This combination")
         slot.empty()
@@ -151,6 +153,19 @@ if analysis is not None:
             st.caption("Measured on the calibration text: each layer alone is budgeted and the model rerun. Water "
                        "filling gives each next key to the layer whose KL falls most, until the total is spent.")
         show_notes(uni, mine)
+
+    def calibration_note() -> None:
+        """Say so when a public server calibrates on fewer tokens or rows than asked (attnviz.hosting)."""
+        if not any(p.name == "calibration" for p in alloc_cls.parameters()):
+            return
+        rows = getattr(alloc, "rows", None)
+        n_cal, share = hosting.calibration_size(n, rows)
+        if n_cal < n:
+            st.info(f"This public server calibrates on at most {n_cal:,} tokens of the calibration text ({n:,} asked "
+                    "for). Run attnviz on your own machine for more.", icon="✂️")
+        if share != rows:
+            st.info(f"This public server budgets at most {share:.0%} of the calibration text's last rows "
+                    f"(rows = {rows:g} asked for). Run attnviz on your own machine for more.", icon="✂️")
 
     def show_side_by_side(uni, mine) -> None:
         st.markdown("##### The same total, spent two ways (quality measured on this text; density counted)")
@@ -242,11 +257,15 @@ if analysis is not None:
         sync_url(sp_avg="1" if average else None)
         if not st.session_state.get("sp_frontier_on"):
             return
+        # A public server sweeps at most HOSTED_SWEEP_TOKENS tokens of each text (its own and the shipped ones).
+        cap, cut = hosting.cap(controls.max_tokens, hosting.HOSTED_SWEEP_TOKENS, "tokens in a sweep")
+        if cut:
+            st.info(cut, icon="✂️")
         texts = _shipped_texts() if average else {"this text": controls.text}
         refs = {}
         for name, text in texts.items():
-            refs[name] = ref if text == controls.text else attempt(
-                lambda t=text: get_reference(controls.model, t, controls.max_tokens), f"Reading {name}")
+            refs[name] = ref if text == controls.text and cap == controls.max_tokens else attempt(
+                lambda t=text: get_reference(controls.model, t, cap), f"Reading {name}")
             if refs[name] is None:
                 return
         n_min = min(r.n_tokens for r in refs.values())
@@ -277,8 +296,8 @@ if analysis is not None:
             def progress(done, total, i=i, name=name):
                 bar.progress((i + done / total) / len(texts), text=f"{name}: {done}/{total} reruns of the model")
 
-            got = attempt(lambda t=text, r=refs[name], p=progress: swept_rows(controls.model, t, controls.max_tokens,
-                                                                               r, budgets, p), "The frontier")
+            got = attempt(lambda t=text, r=refs[name], p=progress: swept_rows(controls.model, t, cap, r, budgets, p),
+                          "The frontier")
             if got is None:
                 bar.empty()
                 return
@@ -291,7 +310,7 @@ if analysis is not None:
                     "; bars from the lowest to the highest KL among them.")
         else:
             points = frontier_points(per_text[0], names)
-            note = f"This text, {n} tokens; totals K = {', '.join(map(str, totals))}."
+            note = f"This text, {n_min} tokens; totals K = {', '.join(map(str, totals))}."
         st.plotly_chart(allocator_frontier(points), width="stretch")
         st.caption(note)
         kl = {(nm, b.keys): p["y"] for b, p, nm in zip(budgets, points, names, strict=True)}

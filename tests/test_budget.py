@@ -175,3 +175,15 @@ def test_the_reference_spends_nothing_whatever_its_allocator(allocator):
     for budget in (Budget("full", allocator=allocator), Budget("full", keys=3, allocator=allocator)):
         assert budget.allocator.uniform
         assert budget.label == "full"
+
+
+def test_layer_keys_of_the_wrong_length_are_one_line():
+    """A budget cannot know its model's depth: too few per-layer counts failed with an IndexError inside a forward,
+    too many were silently cut (found by the fuzz, issue #18)."""
+    budget = Budget("topk", layer_keys=(4, 4, 4))
+    budget.check_layers(3)
+    for layers in (2, 30):
+        with pytest.raises(BudgetError, match="one count per layer: got 3, the model has"):
+            budget.check_layers(layers)
+    with pytest.raises(BudgetError, match="one count per layer: got 3, asked for layer 4"):
+        budget.for_layer(3)

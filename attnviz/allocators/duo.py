@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..budget import Budget, BudgetError
+from ..hosting import calibration_size
 from .base import Allocator, Setting
 from .calibration import CALIBRATION_CHOICES, cached_arrays, calibration_name, shipped_text
 from .registry import register
@@ -82,7 +83,7 @@ class Duo(Allocator):
     def plan(self, budget: Budget, setting: Setting) -> Budget:
         keys, sinks = int(budget.keys), budget.policy.sinks
         name = calibration_name(self.calibration, setting.ids, setting.lm, setting.n_tokens)
-        dist = head_distances(setting.lm, name, setting.n_tokens, sinks)  # (L, H, n_cal)
+        dist = head_distances(setting.lm, name, calibration_size(setting.n_tokens)[0], sinks)  # (L, H, n_cal)
         group = setting.q_heads // setting.kv_heads
         outside = outside_mass(dist, max(0, keys - sinks)).reshape(setting.layers, setting.kv_heads, group).mean(-1)
         n_heads = setting.layers * setting.kv_heads

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..budget import Budget
+from ..hosting import calibration_size
 from .base import Allocator, Setting
 from .calibration import CALIBRATION_CHOICES, cached_arrays, calibration_name, shipped_text
 from .registry import register
@@ -157,7 +158,9 @@ class Marginal(Allocator):
 
     def plan(self, budget: Budget, setting: Setting) -> Budget:
         name = calibration_name(self.calibration, setting.ids, setting.lm, setting.n_tokens)
-        got = value_curves(setting.lm, name, setting.n_tokens, setting.progress, self.rows)
+        # A public server calibrates on at most its cap (beyond the curves' last key count the KL is 0).
+        n_cal, share = calibration_size(setting.n_tokens, self.rows)
+        got = value_curves(setting.lm, name, n_cal, setting.progress, share)
         keys = got["keys"].astype(np.float64)
         curves = np.stack([convex_curve(keys, layer) for layer in got["kl"]])
         target = setting.uniform_pairs(int(budget.keys))
@@ -165,4 +168,5 @@ class Marginal(Allocator):
         return replace(budget, layer_keys=layer_keys, plan={
             "layer_keys": list(layer_keys), "water_level": level, "calibration": name,
             "curve_keys": [int(k) for k in got["keys"]], "curve_kl": np.round(got["kl"], 6).tolist(),
-            "curve_convex": np.round(curves, 6).tolist(), "calibration_rows": int(got["rows"])})
+            "curve_convex": np.round(curves, 6).tolist(), "calibration_rows": int(got["rows"]),
+            "calibration_tokens": int(got["n_tokens"])})

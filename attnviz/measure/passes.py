@@ -30,10 +30,13 @@ __all__ = ["budget_pass", "reference_and_budgets", "sweep", "validate_budgets", 
            "default_batch_size", "shared_prefix"]
 
 
-def validate_budgets(budgets: Iterable[Budget], causal: bool) -> None:
+def validate_budgets(budgets: Iterable[Budget], causal: bool, layers: int | None = None) -> None:
     """Raise :class:`~attnviz.budget.BudgetError` (one line naming the policy and the reason) for the first
-    budget unfit for a model with this masking: the one check every entry point makes before any work."""
+    budget unfit for a model with this masking (and, given ``layers``, this many layers): the one check every
+    entry point makes before any work."""
     for b in budgets:
+        if layers is not None:
+            b.check_layers(layers)
         b.policy.validate(b, causal)
         b.allocator.validate(b, causal)
 
@@ -117,10 +120,12 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     *mask simulation* of sparse attention, no faster than full attention.
     ``progress(done, total)`` is called after each pass, from the calling thread.
     """
-    validate_budgets(budgets, lm.causal)  # fail fast, before any forward
+    validate_budgets(budgets, lm.causal, ref.shape.layers)  # fail fast, before any forward
     if lm.causal and ref.next is None:
         raise ValueError("this reference was made without what budgets are compared against (for_budgets=False)")
     requested, budgets = budgets, plan_budgets(lm, ref, budgets)
+    for b in budgets:  # a plug-in allocator's plan is checked as a user's budget is
+        b.check_layers(ref.shape.layers)
     can_pack = lm.causal and ref.kv is not None and not observers and _in_reference(capture, ref)
     if pack and not can_pack:
         raise ValueError("packed passes need a causal model's reference with its KV cache (and the weights of "
@@ -383,7 +388,7 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
     budgets (its tokens go through the linear layers with theirs); the rows
     equal those of the two separate calls.
     """
-    validate_budgets(budgets, lm.causal)
+    validate_budgets(budgets, lm.causal, model_shape(lm.model).layers)
     if not lm.causal or not budgets or not all(b.allocator.uniform for b in budgets):
         ref = reference_pass(lm, encoded)  # allocators plan on the reference before any budget runs
         return ref, budget_pass(lm, ref, budgets, batch_size=batch_size, progress=progress)
@@ -401,7 +406,7 @@ def reference_and_budgets(lm, encoded: Encoded, budgets: Sequence[Budget],
 def sweep(lm, text: str, budgets: Sequence[Budget], max_tokens: int = DEFAULT_MAX_TOKENS,
           batch_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
     """Reference + budgets on ``text``; the JSON object of ``python -m attnviz sweep --json``."""
-    validate_budgets(budgets, lm.causal)
+    validate_budgets(budgets, lm.causal, model_shape(lm.model).layers)
     encoded = encode_for(lm, text, max_tokens)
     _, rows = reference_and_budgets(lm, encoded, budgets, progress=progress, batch_size=batch_size)
     return {

@@ -201,14 +201,21 @@ def params_of(draw, cls) -> dict:
 
 @st.composite
 def sizes(draw) -> dict:
-    """A budget's size: mostly one key count or one ratio; sometimes per-head counts, both, neither or nonsense."""
-    kind = draw(st.integers(0, 9))
+    """A budget's size: mostly one key count or one ratio; sometimes per-head counts, per-layer counts (of any
+    length: the models have 30 and 6 layers), both, neither or nonsense."""
+    kind = draw(st.integers(0, 10))
     if kind <= 4:
         return {"keys": draw(st.integers(1, 50))}
     if kind <= 7:
         return {"ratio": draw(st.floats(0.0, 1.0, exclude_min=True))}
     if kind == 8:
         return {"keys": tuple(draw(st.lists(st.integers(1, 40), min_size=1, max_size=13)))}
+    if kind == 9:
+        per_head = st.lists(st.integers(1, 40), min_size=1, max_size=13).map(tuple)
+        count = st.one_of(st.integers(-1, 50), per_head) if draw(st.booleans()) else st.integers(1, 50)
+        layers = draw(st.sampled_from([6, 30]) | st.integers(0, 34))
+        size = {"layer_keys": tuple(draw(st.lists(count, min_size=layers, max_size=layers)))}
+        return {**size, "keys": draw(st.integers(1, 50))} if draw(st.integers(0, 5)) == 0 else size
     return draw(st.sampled_from([{}, {"keys": 0}, {"keys": -3}, {"ratio": 0.0}, {"ratio": 1.5}, {"ratio": math.nan},
                                  {"keys": 4, "ratio": 0.5}]))
 

@@ -606,3 +606,13 @@ def test_per_head_counts_for_other_heads_are_a_budget_error(smollm2, minilm, key
     for lm in (smollm2, minilm):
         with pytest.raises(BudgetError, match="one count per query head"):
             sweep(lm, TEXT, [Budget("window", keys=keys)], max_tokens=12)
+
+
+@pytest.mark.parametrize("layers", [3, 31])
+def test_layer_keys_not_one_per_layer_are_refused_before_any_forward(smollm2, layers):
+    from attnviz.generate import generate
+
+    with pytest.raises(BudgetError, match=f"one count per layer: got {layers}, the model has 30"):
+        sweep(smollm2, "The lighthouse keeper climbed the stairs.", [Budget("topk", layer_keys=(4,) * layers)])
+    with pytest.raises(BudgetError, match="one count per layer"):
+        generate(smollm2, "The lighthouse keeper", Budget("window", layer_keys=(4,) * layers), 2)
