@@ -233,6 +233,14 @@ class _Continuations:
     def nbytes(self) -> int:
         return sum(g.state.nbytes for g in self.kept.values() if g.state is not None)
 
+    def forget(self, keys: list[tuple]) -> None:
+        """Drop the locks of ``keys`` that hold no continuation (their request failed): each lock's key holds a
+        prompt, and failing requests (bad input on a public server) would otherwise pile them up for good."""
+        with self.guard:
+            for key in keys:
+                if key not in self.kept:
+                    self.locks.pop(key, None)
+
 
 @st.cache_resource(show_spinner=False)
 def _continuations() -> _Continuations:
@@ -250,13 +258,16 @@ def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, 
     budgets = [Budget("full"), budget]
     keys = [(model, prompt, budget_key(b), max_tokens) for b in budgets]
     store = _continuations()
-    with ExitStack() as held:
-        for key in sorted(set(keys)):  # one order for every request: no two wait on each other
-            held.enter_context(store.lock(key))
-        kept = [store.get(key) for key in keys]
-        pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
-        for key, gen in zip(keys, pair, strict=True):
-            store.put(key, gen)
+    try:
+        with ExitStack() as held:
+            for key in sorted(set(keys)):  # one order for every request: no two wait on each other
+                held.enter_context(store.lock(key))
+            kept = [store.get(key) for key in keys]
+            pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
+            for key, gen in zip(keys, pair, strict=True):
+                store.put(key, gen)
+    finally:
+        store.forget(keys)
     return pair
 
 

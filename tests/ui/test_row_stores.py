@@ -1,4 +1,5 @@
-"""ui.cached's row stores (swept_rows, spent_rows): bounded in rows, and a key's size does not grow with the text."""
+"""ui.cached's server-wide stores: row stores bounded in rows with keys that do not grow with the text; no lock of
+a continuation left behind by a failed request."""
 
 import sys
 from dataclasses import dataclass, field
@@ -67,3 +68,20 @@ def test_the_row_stores_keep_at_most_their_bound(no_model, monkeypatch):
         cached.swept_rows("smollm2", "a text", 256, None, [Budget("topk", keys=k)], None)
         cached.spent_rows("smollm2", "a text", 256, None, [Budget("topk", keys=k)])
     assert len(cached._finished_sweeps()[0]) == 5 and len(cached._spent_rows()[0]) == 4
+
+
+def test_a_failed_generation_leaves_no_lock_behind(monkeypatch):
+    """Each continuation's lock is keyed by its prompt: a request that fails (bad input) must not leave its locks
+    (and prompts) in the server-wide store for good."""
+
+    def refuse(*args, **kwargs):
+        raise ValueError("the text is empty")
+
+    monkeypatch.setattr(cached, "get_model", lambda name: None)
+    monkeypatch.setattr(cached, "generate_each", refuse)
+    cached._continuations.clear()
+    for i in range(5):
+        with pytest.raises(ValueError):
+            cached.get_continuations("smollm2", f"prompt {i} " * 1000, Budget("topk", keys=4), 3, 256)
+    store = cached._continuations()
+    assert not store.locks and not store.kept
