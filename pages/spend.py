@@ -26,7 +26,7 @@ from attnviz.teaching.spend import (
 from ui.cached import SHARED_LAYER, get_reference, spent_rows, swept_rows
 from ui.params import ALLOCATOR, drop_other_params, plugin_controls, policy_controls, seed_param
 from ui.show import attempt, flow_row, live_area, load_analysis, pct
-from ui.state import page_param, remember, shared_controls, sync_url
+from ui.state import page_param, remember, set_value, shared_controls, sync_url
 
 PREFIX = "sp_"
 DEFAULT_POLICY = "topk"  # which links fill each count, unless the link says: the strongest
@@ -101,6 +101,9 @@ if analysis is not None:
     ref = analysis.ref
     n, shape = ref.n_tokens, ref.shape
     query_rows = shape.layers * shape.q_heads * n
+    if not 1 <= int(st.session_state["sp_k"]) <= max(2, n):  # kept from a longer text: the slider would refuse it
+        set_value("sp_k", min(max(1, int(st.session_state["sp_k"])), max(2, n)))
+        page_param("sp_k", 4, int)
     with flow_row():
         st.slider("Total budget, as uniform K", 1, max(2, n), key="sp_k",
                   on_change=remember, args=("sp_k",),

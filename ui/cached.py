@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import inspect
 import os
 import sys
@@ -241,6 +242,14 @@ class _Continuations:
     def nbytes(self) -> int:
         return sum(g.state.nbytes for g in self.kept.values() if g.state is not None)
 
+    def forget(self, keys: list[tuple]) -> None:
+        """Drop the locks of ``keys`` that hold no continuation (their request failed): each lock's key holds a
+        prompt, and failing requests (bad input on a public server) would otherwise pile them up for good."""
+        with self.guard:
+            for key in keys:
+                if key not in self.kept:
+                    self.locks.pop(key, None)
+
 
 @st.cache_resource(show_spinner=False)
 def _continuations() -> _Continuations:
@@ -258,25 +267,34 @@ def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, 
     budgets = [Budget("full"), budget]
     keys = [(model, prompt, budget_key(b), max_tokens) for b in budgets]
     store = _continuations()
-    with ExitStack() as held:
-        for key in sorted(set(keys)):  # one order for every request: no two wait on each other
-            held.enter_context(store.lock(key))
-        kept = [store.get(key) for key in keys]
-        pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
-        for key, gen in zip(keys, pair, strict=True):
-            store.put(key, gen)
+    try:
+        with ExitStack() as held:
+            for key in sorted(set(keys)):  # one order for every request: no two wait on each other
+                held.enter_context(store.lock(key))
+            kept = [store.get(key) for key in keys]
+            pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
+            for key, gen in zip(keys, pair, strict=True):
+                store.put(key, gen)
+    finally:
+        store.forget(keys)
     return pair
+
+
+def text_id(text: str) -> str:
+    """What stands for a text in the keys of the row stores below: its SHA-256 (64 characters), so a key's size does
+    not grow with the text (1,024 keys each holding a long text of their own would be unbounded off a hosted
+    server)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 SWEPT_ROWS_KEPT = 1024
 """Budget rows kept by :func:`swept_rows`, over every model and text (a 6-policy sweep is about 48 rows: some 20
-such sweeps).  A row is about 0.6 kB as JSON, 3 kB as Python objects: at most about 3 MB, plus one copy of each
-text swept."""
+such sweeps).  A row is about 0.6 kB as JSON, 3 kB as Python objects: at most about 3 MB, keys included."""
 
 
 @st.cache_resource(show_spinner=False)
 def _finished_sweeps() -> tuple[OrderedDict, threading.Lock]:
-    """Frontier rows already swept, shared by every session: ``(model, text, cap, budget_key) -> row``, oldest
+    """Frontier rows already swept, shared by every session: ``(model, text_id, cap, budget_key) -> row``, oldest
     used first, at most ``SWEPT_ROWS_KEPT`` of them; and the lock that guards the dict."""
     return OrderedDict(), threading.Lock()
 
@@ -285,13 +303,14 @@ def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
                progress) -> list[dict]:
     """The JSON rows (with labels) of ``budgets`` against ``ref``, one per budget in order; do not mutate them.
 
-    Each budget is swept once per server and kept on its own, keyed by (model, text, cap, :func:`budget_key`):
+    Each budget is swept once per server and kept on its own, keyed by (model, :func:`text_id`, cap,
+    :func:`budget_key`):
     adding a policy to a sweep runs only its budgets, and removing one runs no model pass at all.  A budget's
     row does not depend on the budgets it ran with (packed rows equal lone ones; its time is the share of its
     own pass).  Not a cached function itself: the progress bar belongs to the run that sweeps, so the sweep
     runs outside any cached call and only its rows are stored.
     """
-    keys = [(model, text, max_tokens, budget_key(b)) for b in budgets]
+    keys = [(model, text_id(text), max_tokens, budget_key(b)) for b in budgets]
     store, lock = _finished_sweeps()
     with lock:
         found = {k: store[k] for k in keys if k in store}
@@ -347,7 +366,7 @@ a row without weights is a few kB (its allocation map, its top-1 tokens)."""
 
 @st.cache_resource(show_spinner=False)
 def _spent_rows() -> tuple[OrderedDict, threading.Lock]:
-    """Rows of the Spend page, shared by every session: ``(model, text, cap, budget_key) -> Row``, oldest used
+    """Rows of the Spend page, shared by every session: ``(model, text_id, cap, budget_key) -> Row``, oldest used
     first; and the lock that guards the dict."""
     return OrderedDict(), threading.Lock()
 
@@ -359,7 +378,7 @@ def spent_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
     with, and a slider move runs only the budgets that are new, all of them in ONE packed pass (their suffixes
     share the linear layers).  Not a cached function: rows found are taken, only the missing ones run.
     """
-    keys = [(model, text, max_tokens, budget_key(b)) for b in budgets]
+    keys = [(model, text_id(text), max_tokens, budget_key(b)) for b in budgets]
     store, lock = _spent_rows()
     with lock:
         found = {k: store[k] for k in keys if k in store}

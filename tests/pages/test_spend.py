@@ -150,3 +150,15 @@ def test_duo_with_its_own_policy_runs_and_with_another_is_one_line():
 def test_the_start_page_links_here():
     at = run_page("start")
     assert any(link.proto.page == "spend" for link in at.get("page_link"))
+
+
+def test_a_shorter_text_after_the_largest_total_gives_no_traceback():
+    """The total at its end (K = n) and then a shorter text: the slider's value was above its new maximum and the
+    page stopped with StreamlitValueAboveMaxError (found by the memory soak). The total now shrinks to fit."""
+    at = run_page("spend")
+    at.slider(key="sp_k").set_value(11).run()  # every token of the 11-token text
+    assert not at.exception
+    at.text_area(key="text").set_value("The cat sat down.").run()  # 5 tokens
+    assert not at.exception and not at.error
+    assert at.slider(key="sp_k").value == at.slider(key="sp_k").max == 5
+    assert linked(at, "sp_k") == "5"
