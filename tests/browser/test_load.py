@@ -96,6 +96,24 @@ async def _idle(page, timeout_s: float = PAGE_S) -> None:
     raise TimeoutError(f"the page was still running after {timeout_s:.0f} s")
 
 
+async def _ready_or_failed(page, ready: tuple[str, ...], name: str) -> None:
+    """Wait until every ``ready`` selector is shown; fail at once if an exception or error box shows first."""
+
+    async def all_ready() -> None:
+        for selector in ready:
+            await page.locator(selector).first.wait_for(state="visible")
+
+    done = asyncio.ensure_future(all_ready())
+    failed = asyncio.ensure_future(page.locator(_FAILURES).first.wait_for(state="visible"))
+    await asyncio.wait([done, failed], return_when=asyncio.FIRST_COMPLETED)
+    for task in (done, failed):
+        if not task.done():
+            task.cancel()
+    if failed.done() and not failed.cancelled() and failed.exception() is None:
+        raise AssertionError(f"{name}: {await page.locator(_FAILURES).all_inner_texts()}")
+    done.result()
+
+
 async def _visit(browser, url: str, ready: tuple[str, ...], shots: Path, name: str,
                  timeout_s: float = PAGE_S) -> Visit:
     """Open ``url`` in a fresh context (a new visitor: no cookies, no session) and read its numbers."""
@@ -105,8 +123,7 @@ async def _visit(browser, url: str, ready: tuple[str, ...], shots: Path, name: s
     try:
         start = time.monotonic()
         await page.goto(url)
-        for selector in ready:
-            await page.locator(selector).first.wait_for(state="visible")
+        await _ready_or_failed(page, ready, name)
         seconds = time.monotonic() - start
         await _idle(page, timeout_s)
         failures = await page.locator(_FAILURES).all_inner_texts()
