@@ -59,8 +59,8 @@ HASH_FUNCS = {Budget: budget_key, Press: press_key}
 PASS_SLOTS = 2
 """Heavy model passes the server runs at once; the others wait their turn, in the order their runs began.
 
-In a burst of 8 start-page visits on 2 cores (benchmarks/load_queue.py), 2 slots gave the first visitors their
-numbers in 0.3-0.5x the time of all passes sharing the cores, and 1 slot made the last wait 4.6x as long."""
+Two slots shortened the first visitors' wait in a burst, one lost throughput: benchmarks/load_queue.py, the
+figures in benchmarks/README.md."""
 PASSES = PassQueue(PASS_SLOTS)  # one per server process (not a cached resource: clearing caches must not add one)
 
 _waits = threading.local()  # per script thread: the page's wait callback, and when its run began

@@ -1,8 +1,8 @@
 """One bounded queue for a server's heavy model passes: at most ``slots`` run at once, the rest wait their turn.
 
 Why: on a machine with two cores, eight visitors' passes running at once share the cores, so every visitor waits
-about as long as the whole burst takes.  Run in turns, the first visitors get their numbers after one or two
-passes' time and the last no later than before (``benchmarks/load_queue.py`` measures it).
+about as long as the whole burst takes.  Run in turns, the first visitors get their numbers much sooner, at some
+cost to the last (``benchmarks/load_queue.py`` measures both).
 
 The queue holds no model state and no per-request settings: only who is running and who waits, first come first
 served.  A waiting thread may be told how many requests are ahead of it (``on_wait``), so a page can say so.
