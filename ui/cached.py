@@ -7,6 +7,7 @@ cached, and every budget travels with its own call.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import gc
@@ -56,12 +57,14 @@ def press_key(press: Press) -> str:
 
 HASH_FUNCS = {Budget: budget_key, Press: press_key}
 
-PASS_SLOTS = 2
-"""Heavy model passes the server runs at once; the others wait their turn, in the order their runs began.
+PASS_SLOTS = int(os.environ.get("ATTNVIZ_PASS_SLOTS", "0"))
+"""Heavy model passes the server runs at once (``ATTNVIZ_PASS_SLOTS``); the others wait their turn, in the order
+their runs began.  0 (the default): no queue, every pass shares the cores.
 
-Two slots shortened the first visitors' wait in a burst, one lost throughput: benchmarks/load_queue.py, the
-figures in benchmarks/README.md."""
-PASSES = PassQueue(PASS_SLOTS)  # one per server process (not a cached resource: clearing caches must not add one)
+In one process, 2 slots shortened the first visitors' wait in a burst (benchmarks/load_queue.py); in the app with
+the visitors' browsers on the same 2 cores (tests/browser/test_load.py) they did not, and the last visitor waited
+longer: benchmarks/README.md.  A server whose visitors' browsers run elsewhere may set 2."""
+PASSES = PassQueue(PASS_SLOTS) if PASS_SLOTS > 0 else None  # one per server process, never a cleared cache's
 
 _waits = threading.local()  # per script thread: the page's wait callback, and when its run began
 
@@ -104,6 +107,8 @@ def _unrecorded(callback: Callable[[int], None], n: int) -> None:
 
 def _turn():
     """A turn in :data:`PASSES` for one model pass of this thread (with ``with``)."""
+    if PASSES is None:
+        return contextlib.nullcontext()
     on_wait, since = _notice()
     return PASSES.turn(on_wait=on_wait, since=since)
 
@@ -118,8 +123,8 @@ def _call_key(name: str, args: tuple) -> tuple:
 
 def _waiting_for_same(key: tuple, call: Callable[[], object]):
     """``call()``, saying "waiting" while another thread computes the same cached call (Streamlit's lock for the
-    key makes this one wait for its result): the requests ahead are that thread's place in :data:`PASSES`, plus
-    its own request."""
+    key makes this one wait for its result): the requests ahead are that thread's place in :data:`PASSES` (if
+    there is a queue), plus its own request."""
     me = threading.get_ident()
     with _in_flight_lock:
         owner = _in_flight.setdefault(key, me)
@@ -127,7 +132,7 @@ def _waiting_for_same(key: tuple, call: Callable[[], object]):
     if owner != me:
         on_wait, _ = _notice()
         if on_wait is not None:
-            on_wait((PASSES.ahead(owner) or 0) + 1)
+            on_wait(((PASSES.ahead(owner) if PASSES else None) or 0) + 1)
     try:
         return call()
     finally:

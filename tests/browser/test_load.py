@@ -12,6 +12,7 @@ everything afresh, concurrently.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -65,6 +66,7 @@ _METRICS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-
           text('[data-testid="stMetricDelta"]')];
 })"""
 _FAILURES = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+_WAITING = re.compile(r"Waiting for \d+ other requests?…")
 
 
 def _ready(s: Scenario) -> tuple[str, ...]:
@@ -79,6 +81,7 @@ def _is_time(label: str) -> bool:
 class Visit:
     seconds: float  # from opening the link until the page's numbers are all shown
     metrics: list[tuple[str, str, str]]
+    waited: bool  # the page said "Waiting for N other requests…" on the way
 
 
 async def _idle(page, timeout_s: float = PAGE_S) -> None:
@@ -123,14 +126,19 @@ async def _visit(browser, url: str, ready: tuple[str, ...], shots: Path, name: s
     try:
         start = time.monotonic()
         await page.goto(url)
+        notice = page.get_by_text(_WAITING)
+        saw_notice = asyncio.ensure_future(notice.first.wait_for(state="visible"))
         await _ready_or_failed(page, ready, name)
         seconds = time.monotonic() - start
         await _idle(page, timeout_s)
+        waited = saw_notice.done() and not saw_notice.cancelled() and saw_notice.exception() is None
+        saw_notice.cancel()
         failures = await page.locator(_FAILURES).all_inner_texts()
         assert not failures, f"{name}: {failures}"
+        assert not await notice.count(), f"{name}: the waiting notice stayed after the page finished"
         metrics = [tuple(m) for m in await page.evaluate(_METRICS)]
         assert metrics, f"{name}: no numbers shown"
-        return Visit(seconds, metrics)
+        return Visit(seconds, metrics, waited)
     except BaseException:
         await page.screenshot(path=str(shots / f"{name}-failed.png"))
         raise
@@ -183,7 +191,8 @@ def test_eight_visitors_at_once_get_their_lone_numbers(server):
     peak = _peak_bytes(server.proc.pid)
     summary = (f"lone visits {[round(v.seconds, 2) for v in lone]} s (mean {mean_lone:.2f} s); burst of "
                f"{VISITORS}: each {[round(v.seconds, 2) for v in burst]} s, the last {last:.2f} s = "
-               f"{last / mean_lone:.2f} x a lone visit; server peak memory {peak / 2**30:.2f} GB")
+               f"{last / mean_lone:.2f} x a lone visit, {sum(v.waited for v in burst)} of them told they waited; "
+               f"server peak memory {peak / 2**30:.2f} GB")
     print(summary)
     assert last <= VISITORS * mean_lone, summary
     assert peak <= PEAK_BYTES, summary

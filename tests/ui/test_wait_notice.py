@@ -6,10 +6,19 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from attnviz.engine.queue import PassQueue
 from ui import cached
 from ui.show import waiting_text
+
+
+@pytest.fixture
+def queue(monkeypatch):
+    """The server's pass queue switched on, 2 slots (ATTNVIZ_PASS_SLOTS=2)."""
+    monkeypatch.setattr(cached, "PASS_SLOTS", 2)
+    monkeypatch.setattr(cached, "PASSES", PassQueue(2))
 
 
 def _until(condition, timeout: float = 10) -> None:
@@ -35,7 +44,7 @@ def _holders(count: int, release: threading.Event) -> list[threading.Thread]:
     return threads
 
 
-def test_a_pass_waiting_in_the_queue_says_how_many_requests_are_ahead():
+def test_a_pass_waiting_in_the_queue_says_how_many_requests_are_ahead(queue):
     release, told = threading.Event(), []
     holders = _holders(cached.PASS_SLOTS, release)
 
@@ -54,7 +63,7 @@ def test_a_pass_waiting_in_the_queue_says_how_many_requests_are_ahead():
     assert told == [cached.PASS_SLOTS, 0, "ran"]
 
 
-def test_waiting_for_another_sessions_identical_computation_counts_it_and_its_place():
+def test_waiting_for_another_sessions_identical_computation_counts_it_and_its_place(queue):
     """The owner of a computation waits behind the queue's full slots: the second asker has those plus it ahead."""
     release, computing, told = threading.Event(), threading.Event(), []
     holders = _holders(cached.PASS_SLOTS, release)
@@ -87,6 +96,33 @@ def test_waiting_for_another_sessions_identical_computation_counts_it_and_its_pl
     for h in holders:
         h.join(10)
     assert result == [42, 42] and not cached._in_flight
+
+
+def test_without_a_queue_an_identical_computation_counts_as_one_request(monkeypatch):
+    monkeypatch.setattr(cached, "PASSES", None)
+    told, release, computing = [], threading.Event(), threading.Event()
+    key = ("test", "no queue")
+
+    def owner() -> None:
+        def compute():
+            computing.set()
+            release.wait(10)
+
+        cached._waiting_for_same(key, compute)
+
+    first = threading.Thread(target=owner)
+    first.start()
+    computing.wait(10)
+    cached.set_wait_notice(told.append)
+    try:
+        cached._waiting_for_same(key, lambda: None)
+    finally:
+        cached.set_wait_notice(None)
+    release.set()
+    first.join(10)
+    assert told == [1, 0]
+    with cached._turn():  # no queue: a turn never waits
+        pass
 
 
 def _notice_page() -> None:
