@@ -7,6 +7,8 @@ cached, and every budget travels with its own call.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import gc
 import hashlib
@@ -14,13 +16,22 @@ import inspect
 import os
 import sys
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+try:  # a cached function's run sets it: st commands are then recorded for replay
+    from streamlit.runtime.scriptrunner_utils.script_run_context import in_cached_function
+except ImportError:  # a Streamlit without it: pages wait without saying so rather than fail to replay
+    in_cached_function = None
 
 from attnviz.budget import Budget
+from attnviz.engine.queue import PassQueue
 from attnviz.generate import Generation, generate_each
 from attnviz.inspection.observe import HeadStats, LayerSummary
 from attnviz.inspection.tokens import token_labels
@@ -47,6 +58,91 @@ def press_key(press: Press) -> str:
 
 HASH_FUNCS = {Budget: budget_key, Press: press_key}
 
+PASS_SLOTS = int(os.environ.get("ATTNVIZ_PASS_SLOTS", "0"))
+"""Heavy model passes the server runs at once (``ATTNVIZ_PASS_SLOTS``); the others wait their turn, in the order
+their runs began.  0 (the default): no queue, every pass shares the cores.
+
+In one process, 2 slots shortened the first visitors' wait in a burst (benchmarks/load_queue.py); in the app with
+the visitors' browsers on the same 2 cores (tests/browser/test_load.py) they did not, and the last visitor waited
+longer: benchmarks/README.md.  A server whose visitors' browsers run elsewhere may set 2."""
+PASSES = PassQueue(PASS_SLOTS) if PASS_SLOTS > 0 else None  # one per server process, never a cleared cache's
+
+_waits = threading.local()  # per script thread: the page's wait callback, and when its run began
+
+
+def set_wait_notice(callback: Callable[[int], None] | None) -> None:
+    """Call ``callback(n)`` whenever this run's model passes wait for ``n`` other requests (``callback(0)``: no
+    longer waiting), for the rest of this script run; its passes are served in the order runs began.
+
+    Called by the page at the start of each full run: the queue's turns use that start time.  A fragment's rerun
+    (a slider under ``st.fragment``) is not told, as it may not write outside its fragment, and queues from now.
+    The callback runs inside cached functions, outside their recorded elements (a cache hit replays none of it).
+    """
+    _waits.callback = callback
+    _waits.since = time.monotonic()
+    _waits.run = _this_run()
+
+
+def _this_run():
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else (id(ctx), tuple(ctx.fragment_ids_this_run or ()))
+
+
+def _notice() -> tuple[Callable[[int], None] | None, float | None]:
+    """This thread's wait callback (free of cached-function recording) and run start, if set for this run."""
+    callback = getattr(_waits, "callback", None)
+    if callback is None or _waits.run != _this_run():
+        return None, None
+    if in_cached_function is None:
+        return None, _waits.since
+    # Elements made inside a cached function are recorded and replayed on a hit, and one written into a
+    # placeholder made outside it cannot be: the notice is written in a copy of the context marked "not in a
+    # cached function", which records nothing.
+    return (lambda n: contextvars.copy_context().run(_unrecorded, callback, n)), _waits.since
+
+
+def _unrecorded(callback: Callable[[int], None], n: int) -> None:
+    in_cached_function.set(False)
+    callback(n)
+
+
+def _turn():
+    """A turn in :data:`PASSES` for one model pass of this thread (with ``with``)."""
+    if PASSES is None:
+        return contextlib.nullcontext()
+    on_wait, since = _notice()
+    return PASSES.turn(on_wait=on_wait, since=since)
+
+
+_in_flight: dict[tuple, int] = {}  # what a cached function is computing -> the thread that computes it
+_in_flight_lock = threading.Lock()
+
+
+def _call_key(name: str, args: tuple) -> tuple:
+    return (name, *(HASH_FUNCS[type(a)](a) if type(a) in HASH_FUNCS else a for a in args))
+
+
+def _waiting_for_same(key: tuple, call: Callable[[], object]):
+    """``call()``, saying "waiting" while another thread computes the same cached call (Streamlit's lock for the
+    key makes this one wait for its result): the requests ahead are that thread's place in :data:`PASSES` (if
+    there is a queue), plus its own request."""
+    me = threading.get_ident()
+    with _in_flight_lock:
+        owner = _in_flight.setdefault(key, me)
+    on_wait = None
+    if owner != me:
+        on_wait, _ = _notice()
+        if on_wait is not None:
+            on_wait(((PASSES.ahead(owner) if PASSES else None) or 0) + 1)
+    try:
+        return call()
+    finally:
+        if owner == me:
+            with _in_flight_lock:
+                _in_flight.pop(key, None)
+        elif on_wait is not None:
+            on_wait(0)
+
 
 def _shared(max_entries: int):
     """``st.cache_resource`` whose key is the full argument list, defaults included.
@@ -64,7 +160,7 @@ def _shared(max_entries: int):
         def call(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            return cached(*bound.args)
+            return _waiting_for_same(_call_key(fn.__qualname__, bound.args), lambda: cached(*bound.args))
 
         call.clear = cached.clear
         return call
@@ -127,8 +223,9 @@ def get_analysis(model: str, text: str, max_tokens: int, layer: int | None = Non
     observers = [HeadStats(), LayerSummary()] if summaries else []
     # With summaries (the Explore page) the reference is only drawn, never compared against: skip its
     # log-probabilities and KV cache (200 MB and 47 MB at 1024 tokens).
-    ref = reference_pass(lm, enc, capture=None if layer is None else [layer], observers=observers,
-                         for_budgets=not summaries)
+    with _turn():
+        ref = reference_pass(lm, enc, capture=None if layer is None else [layer], observers=observers,
+                             for_budgets=not summaries)
     return Analysis(ref=ref, labels=token_labels(lm.tokenizer, enc.ids[0].tolist()),
                     head_stats=observers[0] if summaries else None, summary=observers[1] if summaries else None)
 
@@ -144,7 +241,8 @@ def get_row(model: str, text: str, max_tokens: int, budget: Budget, layer: int |
     ref = get_analysis(model, text, max_tokens, layer).ref
     if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log
         print(f"attnviz budget_pass {budget.label}", file=sys.stderr, flush=True)
-    row = budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
+    with _turn():
+        row = budget_pass(lm, ref, [budget], capture=None if layer is None else [layer])[0]
     return replace(row, keep={})
 
 
@@ -155,7 +253,9 @@ ALL_LAYERS_BYTES = 64 * 2**20  # capture every layer in one pass when all weight
 def get_all_layer_weights(model: str, text: str, max_tokens: int) -> dict:
     """Every layer's float16 ``(q_heads, n, n)`` weights from ONE pass (only for short texts: see below)."""
     lm = get_model(model)
-    return attention_weights(lm, encode_for(lm, text, max_tokens), None)
+    enc = encode_for(lm, text, max_tokens)
+    with _turn():
+        return attention_weights(lm, enc, None)
 
 
 def fits_all_layers(model: str, text: str, max_tokens: int) -> bool:
@@ -179,7 +279,9 @@ def get_layer_weights(model: str, text: str, max_tokens: int, layer: int):
     if fits_all_layers(model, text, max_tokens):
         return get_all_layer_weights(model, text, max_tokens)[layer]
     lm = get_model(model)
-    return attention_weights(lm, encode_for(lm, text, max_tokens), [layer])[layer]
+    enc = encode_for(lm, text, max_tokens)
+    with _turn():
+        return attention_weights(lm, enc, [layer])[layer]
 
 
 @_shared(max_entries=4)
@@ -272,7 +374,8 @@ def get_continuations(model: str, prompt: str, budget: Budget, new_tokens: int, 
             for key in sorted(set(keys)):  # one order for every request: no two wait on each other
                 held.enter_context(store.lock(key))
             kept = [store.get(key) for key in keys]
-            pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
+            with _turn():  # after the continuations' locks: one holding a turn never waits for a lock
+                pair = generate_each(lm, prompt, budgets, new_tokens, max_tokens, resume=kept)
             for key, gen in zip(keys, pair, strict=True):
                 store.put(key, gen)
     finally:
@@ -316,7 +419,9 @@ def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
         found = {k: store[k] for k in keys if k in store}
     missing = {k: b for k, b in zip(keys, budgets, strict=True) if k not in found}
     if missing:
-        rows = budget_pass(get_model(model), ref, list(missing.values()), progress=progress)
+        lm = get_model(model)
+        with _turn():
+            rows = budget_pass(lm, ref, list(missing.values()), progress=progress)
         found.update({k: {**r.to_json(), "label": r.budget.label} for k, r in zip(missing, rows, strict=True)})
     with lock:
         for k in keys:  # newest last: these were just used
@@ -343,7 +448,8 @@ def get_press_row(model: str, text: str, max_tokens: int, context: int, press: P
 
     lm = get_model(model)
     ref = get_analysis(model, text, max_tokens, SHARED_LAYER).ref
-    return press_pass(lm, ref, context, [(press, ratio)])[0]
+    with _turn():
+        return press_pass(lm, ref, context, [(press, ratio)])[0]
 
 
 @_shared(max_entries=8)
@@ -356,7 +462,8 @@ def get_pressed_continuation(model: str, text: str, max_tokens: int, context: in
     lm = get_model(model)
     ref = get_analysis(model, text, max_tokens, SHARED_LAYER).ref
     kept = None if press is None else get_press_row(model, text, max_tokens, context, press, ratio).kept_mask
-    return generate_pressed(lm, ref.ids, context, kept, new_tokens)
+    with _turn():
+        return generate_pressed(lm, ref.ids, context, kept, new_tokens)
 
 
 SPENT_ROWS_KEPT = 64
@@ -386,7 +493,9 @@ def spent_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
     if missing:
         if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log
             print(f"attnviz budget_pass {', '.join(b.label for b in missing.values())}", file=sys.stderr, flush=True)
-        rows = budget_pass(get_model(model), ref, list(dict.fromkeys(missing.values())))
+        lm = get_model(model)
+        with _turn():
+            rows = budget_pass(lm, ref, list(dict.fromkeys(missing.values())))
         by_budget = {budget_key(r.budget): replace(r, keep={}, weights={}) for r in rows}
         found.update({k: by_budget[k[3]] for k in missing})
     with lock:
@@ -403,4 +512,6 @@ def get_reference(model: str, text: str, max_tokens: int) -> Reference:
     """A text's full run for budgets, nothing captured: the shipped texts a frontier is averaged over (kept apart
     from :func:`get_analysis`, whose two entries hold the pages' own texts)."""
     lm = get_model(model)
-    return reference_pass(lm, encode_for(lm, text, max_tokens))
+    enc = encode_for(lm, text, max_tokens)
+    with _turn():
+        return reference_pass(lm, enc)

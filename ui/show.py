@@ -14,7 +14,7 @@ from attnviz.models import LoadedModel, ModelLoadError, fetch_model
 from attnviz.models.specs import BUNDLED
 from attnviz.text import TextError
 
-from .cached import Analysis, get_analysis, get_model, model_loaded
+from .cached import Analysis, get_analysis, get_model, model_loaded, set_wait_notice
 
 T = TypeVar("T")
 USER_ERRORS = (BudgetError, ModelLoadError, TextError)
@@ -31,6 +31,26 @@ def attempt(fn: Callable[[], T], what: str) -> T | None:
     except Exception as exc:  # noqa: BLE001 - an unexpected failure must not take the page down
         st.error(f"{what} failed unexpectedly ({type(exc).__name__}: {exc}). The rest of the page still works.")
     return None
+
+
+def waiting_text(n: int) -> str:
+    """What a page says while its model passes wait for ``n`` other requests."""
+    return f"Waiting for {n} other request{'' if n == 1 else 's'}…"
+
+
+def wait_notice() -> None:
+    """Here, a line that says "Waiting for N other requests…" while this run's model passes wait their turn on
+    the shared server (or for another session computing the same thing); empty otherwise.  Call once per run,
+    before the page computes anything."""
+    slot = st.empty()
+
+    def say(n: int) -> None:
+        if n:
+            slot.info(waiting_text(n), icon="⏳")
+        else:
+            slot.empty()
+
+    set_wait_notice(say)
 
 
 # Streamlit fades every element of a run that takes over 0.5 s (an opacity transition over 1 s). Under a slider

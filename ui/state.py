@@ -27,6 +27,7 @@ from attnviz.models import MODEL_ALIASES
 from attnviz.text import DEFAULT_MAX_TOKENS
 
 from .examples import DEFAULT_EXAMPLE, EXAMPLES
+from .show import wait_notice
 
 CUSTOM = "custom"
 DEFAULT_HUB_MODELS = ("gpt2", "distilgpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", "bert-base-uncased")
@@ -213,8 +214,10 @@ def ensure_app_navigation() -> None:
 
 
 def shared_controls(causal_only: bool = False) -> Controls:
-    """Draw the sidebar controls (every page calls this first) and return their values."""
+    """Draw the sidebar controls (every page calls this first) and return their values; where it is called, a
+    line that says when the page waits for other requests (:func:`ui.show.wait_notice`)."""
     ensure_app_navigation()
+    wait_notice()
     persistent("model", "smollm2", url="model")
     if st.session_state["model"] not in MODEL_LABELS:  # a hub id arrived through the URL
         set_value("hub_id", st.session_state["model"])
