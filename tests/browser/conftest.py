@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from .harness import CHROMIUM, CHROMIUM_ARGS, MISSING, PAGE_S, Server, sync_playwright
+from .harness import CHROMIUM, CHROMIUM_ARGS, MISSING, PAGE_S, Server, running, sync_playwright
 
 if MISSING and not os.environ.get("CI"):
     collect_ignore_glob = ["test_*.py"]
@@ -17,12 +17,8 @@ if MISSING and not os.environ.get("CI"):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("streamlit") / "streamlit.log")
-    try:
-        srv.wait_until_up()
+    with running(Server(tmp_path_factory.mktemp("streamlit") / "streamlit.log")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,16 @@ class Server:
         self._out.close()
 
 
+@contextlib.contextmanager
+def running(server: Server):
+    """``server`` once it answers, stopped when the ``with`` ends (also when it never came up)."""
+    try:
+        server.wait_until_up()
+        yield server
+    finally:
+        server.stop()
+
+
 def wait_until_idle(page: Page, timeout_s: float = PAGE_S) -> None:
     """Wait until no script run is in progress (Streamlit's "Running..." status widget stays away for 1.5 s)."""
     deadline = time.monotonic() + timeout_s

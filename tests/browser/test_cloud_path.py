@@ -19,7 +19,7 @@ from cloud.hub_stand_in import HubStandIn  # tests/ is on sys.path (rootdir-base
 
 from attnviz.models.specs import MINILM, SMOLLM2
 
-from .harness import PAGE_S, ROOT, Server, assert_no_failure, expect, metric_values, wait_for_page
+from .harness import PAGE_S, ROOT, Server, assert_no_failure, expect, metric_values, running, wait_for_page
 
 CLOUD_WAIT_S = 900  # .ci/run builds the venv beside `make test`: about 3 minutes, longer on busy cores
 HUB_LABEL = f"Hugging Face hub: {SMOLLM2.hub_id}"
@@ -58,23 +58,17 @@ def cloud(smollm2, minilm, tmp_path_factory):
     env = {"HF_HUB_OFFLINE": None, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp / "hf-home"),
            "ATTNVIZ_CACHE_DIR": str(tmp / "cache"), "ATTNVIZ_HOSTED": "1",
            "HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "10"}
-    server = Server(tmp / "streamlit.log", env=env, python=python)
     try:
-        server.wait_until_up()
-        yield server, hub, tmp
+        with running(Server(tmp / "streamlit.log", env=env, python=python)) as server:
+            yield server, hub, tmp
     finally:
-        server.stop()
         hub.stop()
 
 
 @pytest.fixture(scope="module")
-def bundled_server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("bundled") / "streamlit.log")
-    try:
-        server.wait_until_up()
-        yield server
-    finally:
-        server.stop()
+def bundled_server(server):
+    """The usual server (conftest.py), on the bundled packages' weights: the numbers the Cloud path must match."""
+    return server
 
 
 def test_cloud_path_downloads_labels_and_matches_the_bundled_model(cloud, bundled_server, browser):

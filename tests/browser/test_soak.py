@@ -23,6 +23,7 @@ from .harness import (
     PAGES,
     Server,
     assert_no_failure,
+    running,
     sidebar_text,
     wait_for_page,
     wait_until_idle,
@@ -54,12 +55,8 @@ def memory(pid: int) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A server of this module's own (the shared one would carry other tests' caches into the numbers)."""
-    srv = Server(tmp_path_factory.mktemp("soak") / "streamlit.log", env={"ATTNVIZ_LOG_PASSES": None})
-    try:
-        srv.wait_until_up()
+    with running(Server(tmp_path_factory.mktemp("soak") / "streamlit.log", env={"ATTNVIZ_LOG_PASSES": None})) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 class Soak:
