@@ -59,7 +59,15 @@ def fetch_hub_copy(spec: BundledModel, progress: Progress | None = None) -> bool
 
 
 def _failure(spec: BundledModel, problems: list[str], exc: ModelLoadError) -> ModelLoadError:
-    """The one-line error when neither the package nor the hub copy loads."""
+    """The one-line error when neither the package nor the hub copy loads.
+
+    On a public server it speaks to a visitor, who can only try again: the missing package is the deployment's
+    design (Cloud installs no model packages) and installing is the operator's business, not theirs."""
+    from ..hosting import is_hosted
+
+    if is_hosted():
+        return ModelLoadError(f"Could not load {spec.title_in_errors}: {hub_problem(spec.hub_id, exc)}. This is on "
+                              "the server's side: try again in a moment.")
     problems = [*problems, hub_problem(spec.hub_id, exc)]
     return ModelLoadError(f"Could not load {spec.title_in_errors}: {'; '.join(problems)}. To fix it, {spec.advice}.")
 
