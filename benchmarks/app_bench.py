@@ -159,21 +159,11 @@ def eager_model():
 
 
 def eager_forward_seconds(n_tokens: int, tries: int = 5) -> float:
-    import torch
-
-    from attnviz.bench import bench_text
+    from attnviz.bench import bench_text, eager_seconds
     from attnviz.measure import encode_for
 
     lm = eager_model()
-    ids = encode_for(lm, bench_text(), n_tokens).ids
-    times = []
-    with torch.inference_mode():
-        lm.model(ids, output_attentions=True)
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            lm.model(ids, output_attentions=True)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return eager_seconds(lm.model, encode_for(lm, bench_text(), n_tokens).ids, tries)
 
 
 def heatmap_json_mb(n_tokens: int) -> dict[str, float]:

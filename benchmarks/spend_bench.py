@@ -74,20 +74,11 @@ def eager_model():
 
 def eager_forward_seconds(tries: int = 3) -> float:
     """Median of ``tries`` eager forwards of a 128-token text (after one untimed)."""
-    import torch
-
+    from attnviz.bench import eager_seconds
     from attnviz.measure import encode_for
 
     lm = eager_model()
-    ids = encode_for(lm, texts(1)[0], N_TOKENS).ids
-    times = []
-    with torch.inference_mode():
-        lm.model(ids, output_attentions=True)
-        for _ in range(tries):
-            t0 = time.perf_counter()
-            lm.model(ids, output_attentions=True)
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return eager_seconds(lm.model, encode_for(lm, texts(1)[0], N_TOKENS).ids, tries)
 
 
 def page_seconds(text: str, from_start: bool = False) -> dict[str, list[float]]:
