@@ -413,21 +413,32 @@ def swept_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
     own pass).  Not a cached function itself: the progress bar belongs to the run that sweeps, so the sweep
     runs outside any cached call and only its rows are stored.
     """
-    keys = [(model, text_id(text), max_tokens, budget_key(b)) for b in budgets]
-    store, lock = _finished_sweeps()
+    def sweep(missing: list[Budget]) -> list[dict]:
+        lm = get_model(model)
+        with _turn():
+            rows = budget_pass(lm, ref, missing, progress=progress)
+        return [{**r.to_json(), "label": r.budget.label} for r in rows]
+
+    return _kept_rows(_finished_sweeps(), SWEPT_ROWS_KEPT, (model, text_id(text), max_tokens), budgets, sweep)
+
+
+def _kept_rows(store_and_lock: tuple[OrderedDict, threading.Lock], limit: int, where: tuple, budgets: list[Budget],
+               run: Callable[[list[Budget]], list]) -> list:
+    """One row per budget from a server-wide row store, keyed by ``(*where, budget_key)``; ``run(missing)`` makes
+    the rows of the budgets not found (in one call, in their order), which are then kept, the least recently used
+    dropped beyond ``limit``."""
+    keys = [(*where, budget_key(b)) for b in budgets]
+    store, lock = store_and_lock
     with lock:
         found = {k: store[k] for k in keys if k in store}
     missing = {k: b for k, b in zip(keys, budgets, strict=True) if k not in found}
     if missing:
-        lm = get_model(model)
-        with _turn():
-            rows = budget_pass(lm, ref, list(missing.values()), progress=progress)
-        found.update({k: {**r.to_json(), "label": r.budget.label} for k, r in zip(missing, rows, strict=True)})
+        found.update(zip(missing, run(list(missing.values())), strict=True))
     with lock:
         for k in keys:  # newest last: these were just used
             store[k] = found[k]
             store.move_to_end(k)
-        while len(store) > SWEPT_ROWS_KEPT:
+        while len(store) > limit:
             store.popitem(last=False)
     return [found[k] for k in keys]
 
@@ -485,26 +496,15 @@ def spent_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
     with, and a slider move runs only the budgets that are new, all of them in ONE packed pass (their suffixes
     share the linear layers).  Not a cached function: rows found are taken, only the missing ones run.
     """
-    keys = [(model, text_id(text), max_tokens, budget_key(b)) for b in budgets]
-    store, lock = _spent_rows()
-    with lock:
-        found = {k: store[k] for k in keys if k in store}
-    missing = {k: b for k, b in zip(keys, budgets, strict=True) if k not in found}
-    if missing:
+    def spend(missing: list[Budget]) -> list[Row]:
         if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log
-            print(f"attnviz budget_pass {', '.join(b.label for b in missing.values())}", file=sys.stderr, flush=True)
+            print(f"attnviz budget_pass {', '.join(b.label for b in missing)}", file=sys.stderr, flush=True)
         lm = get_model(model)
         with _turn():
-            rows = budget_pass(lm, ref, list(dict.fromkeys(missing.values())))
-        by_budget = {budget_key(r.budget): replace(r, keep={}, weights={}) for r in rows}
-        found.update({k: by_budget[k[3]] for k in missing})
-    with lock:
-        for k in keys:
-            store[k] = found[k]
-            store.move_to_end(k)
-        while len(store) > SPENT_ROWS_KEPT:
-            store.popitem(last=False)
-    return [found[k] for k in keys]
+            rows = budget_pass(lm, ref, missing)
+        return [replace(r, keep={}, weights={}) for r in rows]
+
+    return _kept_rows(_spent_rows(), SPENT_ROWS_KEPT, (model, text_id(text), max_tokens), budgets, spend)
 
 
 @_shared(max_entries=3)
