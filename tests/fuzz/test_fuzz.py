@@ -473,6 +473,18 @@ def check_exit(rc: int, err: str) -> None:
         assert len(lines) == 1 and lines[0].startswith("attnviz: error: "), err
 
 
+def run_checked(models, argv: list[str]) -> tuple[int, str]:
+    """The command line's exit code and output for ``argv``, its exit and error line checked and counted."""
+    note(repr(argv))
+    with cli_models(models):
+        rc, out, err = run_cli(argv)
+    check_exit(rc, err)
+    event("exit", rc)
+    if rc:
+        event("error", err.split(":")[2][:40])
+    return rc, out
+
+
 ARG_TEXT = st.one_of(st.integers(-5, 60).map(str), st.floats(allow_nan=True).map(str), st.text(max_size=6),
                      st.sampled_from(["", " 3", "1e3", "0x10", "nan", "inf", "-0", "٣", "３"]))
 """A value as a person might type it: numbers, nonsense, full-width and Arabic digits."""
@@ -529,13 +541,7 @@ def test_cli_sweep_any_arguments(models, data, model, text, policy, as_json, cle
         argv += ["--max-tokens", _arg(data.draw, st.integers(2 if clean else 1, 48).map(str), clean)]
     if as_json:
         argv.append("--json")
-    note(repr(argv))
-    with cli_models(models):
-        rc, out, err = run_cli(argv)
-    check_exit(rc, err)
-    event("exit", rc)
-    if rc:
-        event("error", err.split(":")[2][:40])
+    rc, out = run_checked(models, argv)
     if rc == 0 and as_json:
         result = json.loads(out)
         check_rows(result["rows"], causal=model == "smollm2")
@@ -560,13 +566,7 @@ def test_cli_press_any_arguments(models, data, model, text, press, as_json, posi
         argv += ["--ratio", _arg(data.draw, st.floats(0.0, 0.99).map(str), clean)]
     argv += ["--max-tokens", _arg(data.draw, st.just(str(max_tokens)), clean)]
     argv += ["--json"] * as_json + ["--positions"] * positions
-    note(repr(argv))
-    with cli_models(models):
-        rc, out, err = run_cli(argv)
-    check_exit(rc, err)
-    event("exit", rc)
-    if rc:
-        event("error", err.split(":")[2][:40])
+    rc, out = run_checked(models, argv)
     if rc == 0 and as_json:
         for row in json.loads(out)["rows"]:
             q = row["quality"]
