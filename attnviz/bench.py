@@ -105,7 +105,7 @@ def run_bench(tokens: list[int] = (128, 512), repeat: int = 3, as_json: bool = F
 
     torch.set_grad_enabled(False)
     lm = load_model("smollm2")
-    eager = load_model("smollm2", attn_implementation="eager").model
+    eager = load_model("smollm2", attn_implementation="eager", onednn=False).model
     text = bench_text()
     report: dict = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, "
                                f"{torch.get_num_threads()} threads", "rows": []}

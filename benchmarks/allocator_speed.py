@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=128)
     args = ap.parse_args()
     lm = load_model("smollm2")
-    eager = load_model("smollm2", attn_implementation="eager").model
+    eager = load_model("smollm2", attn_implementation="eager", onednn=False).model
     enc = encode_for(lm, bench_text(), args.tokens)
     before = eager_seconds(eager, enc.ids)
 

@@ -155,7 +155,7 @@ def frontier_seconds(page, url: str, tries: int) -> list[float]:
 def eager_model():
     from attnviz.models import load_model
 
-    return load_model("smollm2", attn_implementation="eager")
+    return load_model("smollm2", attn_implementation="eager", onednn=False)
 
 
 def eager_forward_seconds(n_tokens: int, tries: int = 5) -> float:

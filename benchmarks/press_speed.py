@@ -49,7 +49,7 @@ def main() -> int:
     args = ap.parse_args()
     c = args.context
     lm = load_model("smollm2")
-    eager = load_model("smollm2", attn_implementation="eager").model
+    eager = load_model("smollm2", attn_implementation="eager", onednn=False).model
     enc = encode_for(lm, bench_text(), c + args.continuation)
     before = eager_seconds(eager, enc.ids, 3)
 

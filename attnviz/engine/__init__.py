@@ -5,6 +5,7 @@
 * :mod:`.run` -- :class:`BudgetRun`, the per-call budgets (the batched runner);
   :mod:`.packed` the packed runner; :mod:`.apply` one layer's budget on one sequence; :mod:`.stats` the counts.
 * :mod:`.trunk` -- running a model's trunk with a run and a KV cache; :mod:`.workers` the side-by-side pool.
+* :mod:`.linear` -- the dense layers' products through oneDNN (faster float32 than MKL's on AMD processors).
 """
 
 from .packed import Segment

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..engine.linear import linear
+
 __all__ = ["Quality", "CausalSums", "FullNext", "FullTerms", "encoder_quality", "full_next", "log_softmax_rows",
            "next_token_terms"]
 
@@ -115,7 +117,7 @@ def log_softmax_rows(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     ``sum(exp(logp))`` off 1 by up to 3e-5, which would show as a KL of that
     size between identical runs.)
     """
-    logits = torch.nn.functional.linear(hidden, weight, bias).float()
+    logits = linear(hidden, weight, bias).float()
     partial = torch.stack([logits[:, v:v + vocab_chunk].logsumexp(-1) for v in range(0, logits.shape[-1], vocab_chunk)],
                           dim=-1)
     return logits.sub_(partial.double().logsumexp(-1, keepdim=True).float())
@@ -158,7 +160,7 @@ def full_next(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
         lse, top1, target_logit = _scan_logits(hidden, weight, bias, targets, vocab_chunk, keep=keep)
         if keep is not None:
             p = keep.sub_(lse.float().unsqueeze(-1)).exp_()
-            p_sum, p_head = p.sum(-1, dtype=torch.float64), (p @ weight).double()
+            p_sum, p_head = p.sum(-1, dtype=torch.float64), linear(p, weight.T).double()
         else:
             p = torch.empty(max(1, min(rows, len(hidden))), weight.shape[0])
             sums, heads = [], []
@@ -166,7 +168,7 @@ def full_next(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                 m = min(rows, len(hidden) - a)
                 torch.exp(log_softmax_rows(hidden[a:a + m], weight, bias), out=p[:m])
                 sums.append(p[:m].sum(-1, dtype=torch.float64))
-                heads.append((p[:m] @ weight).double())
+                heads.append(linear(p[:m], weight.T).double())
             p_sum, p_head = torch.cat(sums), torch.cat(heads)
     return FullNext(top1, target_logit.double() - lse, FullTerms(hidden.double(), lse, p_sum, p_head))
 
@@ -187,7 +189,7 @@ def _scan_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     target_logit = None if targets is None else torch.zeros(rows)
     for v0 in range(0, weight.shape[0], vocab_chunk):
         v1 = min(v0 + vocab_chunk, weight.shape[0])
-        z = torch.nn.functional.linear(hidden, weight[v0:v1], None if bias is None else bias[v0:v1]).float()
+        z = linear(hidden, weight[v0:v1], None if bias is None else bias[v0:v1]).float()
         if keep is not None:
             keep[:, v0:v1] = z
         chunk_max, chunk_arg = z.max(-1)

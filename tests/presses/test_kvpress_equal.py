@@ -5,6 +5,12 @@
 kvpress-reference`` makes it again). Here the same ids go through ``attnviz.measure.press.press_pass``:
 the same kept count, KL within 2% (or 2e-3), top-1 within one position, perplexity within 1%, and exactly the
 same kept positions in every layer and KV head (all 54 runs, checked when this test was written).
+
+kvpress ran on transformers' model as it ships, its products through MKL; the app's model multiplies through
+oneDNN (:mod:`attnviz.engine.linear`), whose float32 sums round differently. So the exact check runs on a model
+with the stock products, and the app's model must keep the same positions but for near-ties (one per run, or 1 in
+2,000: when this was written, 1 to 3 positions flipped in 7 of the 54 runs, all knorm but one) and meet every
+other bound.
 """
 
 import json
@@ -31,8 +37,18 @@ def _params(run):
     return {k: v for k, v in run["params"].items() if k in ours}
 
 
+@pytest.fixture(scope="module")
+def smollm2_stock():
+    """SmolLM2 with transformers' own products (MKL), as kvpress ran it."""
+    from attnviz.models import load_model
+
+    return load_model("smollm2", onednn=False)
+
+
+@pytest.mark.parametrize("products", ["stock", "onednn"])
 @pytest.mark.parametrize("name", sorted(TEXTS))
-def test_presses_equal_kvpress_on_texts_we_do_not_ship(smollm2, name):
+def test_presses_equal_kvpress_on_texts_we_do_not_ship(smollm2, smollm2_stock, name, products):
+    lm = smollm2_stock if products == "stock" else smollm2
     text = TEXTS[name]
     kv = next(t for t in KVPRESS["texts"] if t["name"] == name)
     context = kv["context"]
@@ -40,8 +56,8 @@ def test_presses_equal_kvpress_on_texts_we_do_not_ship(smollm2, name):
     assert {r["press"] for r in runs} >= {"streaming_llm", "snapkv", "tova", "knorm", "observed_attention",
                                           "expected_attention"}
     assert {r["compression_ratio"] for r in runs} >= {0.5, 0.75, 0.9}
-    ref = reference_pass(smollm2, Encoded(ids=torch.tensor([text["ids"]]), truncated_from=None))
-    rows = press_pass(smollm2, ref, context, [(get_press(r["press"], **_params(r)), r["compression_ratio"])
+    ref = reference_pass(lm, Encoded(ids=torch.tensor([text["ids"]]), truncated_from=None))
+    rows = press_pass(lm, ref, context, [(get_press(r["press"], **_params(r)), r["compression_ratio"])
                                              for r in runs])
     m = ref.n_tokens - context
     for run, row in zip(runs, rows, strict=True):
@@ -58,4 +74,5 @@ def test_presses_equal_kvpress_on_texts_we_do_not_ship(smollm2, name):
                 mine = set(torch.nonzero(row.kept_mask[layer, h]).flatten().tolist())
                 same += len(mine & set(positions))
                 total += len(positions)
-        assert same == total, f"{what}: {same} of {total} kept positions the same"
+        differ = 0 if products == "stock" else max(1, total // 2000)
+        assert same >= total - differ, f"{what}: {same} of {total} kept positions the same"
