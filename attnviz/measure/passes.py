@@ -19,7 +19,7 @@ from ..allocators.demand import demand_of_reference
 from ..budget import Budget
 from ..engine.run import BudgetRun, RowStats, Segment
 from ..engine.trunk import make_cache, run_trunk, trunk_and_head
-from ..engine.workers import side_by_side
+from ..engine.workers import WORKERS, side_by_side
 from ..text import DEFAULT_MAX_TOKENS, Encoded
 from .compute import compute_costs, linear_params, model_shape
 from .metrics import CausalSums, Quality, encoder_quality, next_token_terms
@@ -113,7 +113,8 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     reference lacks) budgets run as batch rows, ``batch_size`` at a time.
 
     On short texts (:data:`SIDE_BY_SIDE_TOKENS`) packed passes run two at a time,
-    one core each (:mod:`attnviz.engine.workers`).
+    one core each (:mod:`attnviz.engine.workers`); two to eight budgets are split
+    into two passes for that, not packed into one.
 
     ``seconds`` is the measured wall time of the budgeted forward (trunk and
     output layer), divided evenly among the budgets that shared a pass: a
@@ -133,11 +134,18 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
     if pack is None:
         pack = can_pack
     prefix = _exact_prefixes(budgets, ref.n_tokens, ref.queries is not None) if pack else [0] * len(budgets)
+    pool = side_by_side() if pack and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
     if pack:
-        chunks = _packed_groups(ref.n_tokens, prefix, max_budgets=_budgets_per_pass(capture, ref))
+        most = _budgets_per_pass(capture, ref)
+        if pool is not None:  # a few budgets still fill every worker: two passes on one core each beat one on two
+            live = sum(p < ref.n_tokens for p in prefix)
+            most = max(1, min(most, -(-live // WORKERS)))
+        chunks = _packed_groups(ref.n_tokens, prefix, max_budgets=most)
     else:
         size = batch_size or default_batch_size(ref.n_tokens)
         chunks = [list(range(len(budgets)))[s:s + size] for s in range(0, len(budgets), size)]
+    if len(chunks) < 2:
+        pool = None
     rows: dict[int, Row] = {}
     done = 0
 
@@ -147,7 +155,6 @@ def budget_pass(lm, ref: Reference, budgets: Sequence[Budget], capture: Capture 
             return _run_packed(lm, ref, chunk, [prefix[i] for i in idx], capture=capture, first=first)[1]
         return _run_batch(lm, ref, chunk, capture, observers, first)
 
-    pool = side_by_side() if pack and len(chunks) > 1 and ref.n_tokens <= SIDE_BY_SIDE_TOKENS else None
     for idx, got in _each_pass(run, chunks, pool, [ref.n_tokens - p for p in prefix]):
         rows.update(zip(idx, got, strict=True))
         done += len(idx)

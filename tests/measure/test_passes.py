@@ -295,7 +295,8 @@ def test_capture_packed_equals_capture_recomputed(smollm2, enc, monkeypatch):
     monkeypatch.setattr(measure, "_run_packed", lambda *a, **k: calls.append(len(a[2])) or run_packed(*a, **k))
     packed = budget_pass(smollm2, ref_w, budgets, capture=[5])
     whole = budget_pass(smollm2, ref_w, budgets, capture=[5], pack=False)
-    assert calls == [8]  # one packed pass of all 8 budgets
+    # all 8 budgets packed: in one pass, or in one pass per worker where passes run side by side
+    assert sorted(calls) == ([4, 4] if workers.side_by_side() else [8])
     for a, b in zip(packed, whole, strict=True):
         assert set(a.weights) == set(a.keep) == {5}
         assert a.weights[5].shape == (H, n, n) and a.weights[5].dtype == torch.float16
@@ -310,7 +311,7 @@ def test_capture_packed_equals_capture_recomputed(smollm2, enc, monkeypatch):
     monkeypatch.setattr(measure, "CAPTURE_BYTES", 2 * (2 * H * n * n * 3))
     calls.clear()
     again = budget_pass(smollm2, ref_w, budgets[:5], capture=[0, 5])
-    assert calls == [2, 2, 1]
+    assert sorted(calls) == [1, 2, 2]
     assert all(torch.equal(a.keep[5], b.keep[5]) for a, b in zip(again, packed, strict=False))
 
 
