@@ -15,6 +15,7 @@ disagrees with ``F.linear`` on a check, or gradients are wanted, both fall back 
 from __future__ import annotations
 
 import os
+import platform
 from functools import cache
 
 import torch
@@ -35,8 +36,12 @@ for _variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
 def onednn_available() -> bool:
     """Whether oneDNN's float32 linear operator runs here and agrees with ``F.linear`` on a random product.
 
-    Checked once per process: a private operator of PyTorch's, so a future wheel may rename or drop it.
+    Checked once per process: a private operator of PyTorch's, so a future wheel may rename or drop it.  Only on
+    x86-64, where MKL is the alternative (as fast on Intel, half as fast on AMD); on ARM (Apple's processors
+    among them) PyTorch's stock product uses the platform's own BLAS, and oneDNN was not measured there.
     """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
     op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
     if op is None or not torch.backends.mkldnn.is_available():
         return False

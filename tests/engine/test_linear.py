@@ -50,6 +50,17 @@ def test_without_onednn_it_is_f_linear_exactly(monkeypatch):
     assert lin.use_onednn(torch.nn.Sequential(torch.nn.Linear(3, 3))) == 0
 
 
+@pytest.mark.parametrize("machine", ["arm64", "aarch64"])
+def test_not_on_arm_where_it_was_never_measured(monkeypatch, machine):
+    monkeypatch.setattr(lin.platform, "machine", lambda: machine)
+    lin.onednn_available.cache_clear()
+    try:
+        assert lin.onednn_available() is False
+    finally:
+        monkeypatch.undo()
+        lin.onednn_available.cache_clear()
+
+
 def _tiny_llama() -> LlamaForCausalLM:
     torch.manual_seed(0)
     cfg = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
