@@ -493,8 +493,9 @@ def spent_rows(model: str, text: str, max_tokens: int, ref: Reference, budgets: 
     """The rows of ``budgets`` against ``ref`` (no weights kept), one per budget in order; do not mutate them.
 
     Each budget's row is kept on its own, so uniform at a total is run once whatever allocator it is compared
-    with, and a slider move runs only the budgets that are new, all of them in ONE packed pass (their suffixes
-    share the linear layers).  Not a cached function: rows found are taken, only the missing ones run.
+    with, and a slider move runs only the budgets that are new, all of them in ONE ``budget_pass`` call (on a short
+    text two passes side by side, one core each).  Not a cached function: rows found are taken, only the missing
+    ones run.
     """
     def spend(missing: list[Budget]) -> list[Row]:
         if os.environ.get("ATTNVIZ_LOG_PASSES"):  # the browser test counts model passes in the server's log

@@ -68,7 +68,7 @@ def _fits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> b
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x @ weight.T + bias`` as ``F.linear`` computes it: ``x`` ``(..., in)``, ``weight`` ``(out, in)`` (any
     strides), ``bias`` ``(out,)`` or None; returns ``(..., out)``.  Through oneDNN when it fits (see module)."""
-    if x.shape[-1] == 0 or x.numel() == 0 or not _fits(x, weight, bias):
+    if x.numel() == 0 or not _fits(x, weight, bias):
         return torch.nn.functional.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
