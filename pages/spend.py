@@ -89,7 +89,7 @@ def price_control(cls, col) -> float:
     options = sorted({*PRICES, float(st.session_state[key])})
     col.select_slider("Price τ: the least attention a key must get to be kept", options, key=key,
                       on_change=remember, args=(key,),
-                      format_func=lambda v: "auto: the price that spends the total" if v == 0 else f"{v:.3g}",
+                      format_func=lambda v: "auto (spends the total)" if v == 0 else f"{v:.3g}",
                       help="Set your own price and the page spends whatever it buys (the density says how much); "
                            "'auto' finds the price at which the full model would keep exactly the total.")
     tau = float(st.session_state[key])
